@@ -1,0 +1,156 @@
+"""``helios audit``: checks the accounting invariant by reading the topics themselves.
+
+Every imp of every accepted request must end as exactly one outcome, or its request as
+exactly one dead letter. The reader assigns partitions itself and commits nothing, so it
+never disturbs the services' consumer groups. Tansu's high watermarks are unreliable, so
+"caught up" means no new message for ``idle_s`` (and the pipeline is drained when, in
+addition, nothing is missing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from helios_pipeline.settings import Settings
+from ingest_services.common.kafka import reader_config
+
+
+@dataclass
+class Ledger:
+    requests: dict[str, list[str]] = field(default_factory=dict)
+    duplicate_requests: int = 0
+    outcomes: Counter = field(default_factory=Counter)  # (rid, imp_id) -> count
+    kinds: Counter = field(default_factory=Counter)
+    dead: Counter = field(default_factory=Counter)  # (topic, rid) -> count
+    dead_by_topic: Counter = field(default_factory=Counter)
+    bids: int = 0
+    spend_cpm: float = 0.0
+    unreadable: int = 0
+
+
+class Auditor:
+    def __init__(self, s: Settings) -> None:
+        self.s = s
+        self.ledger = Ledger()
+        self.consumer = Consumer(reader_config(s, "helios-audit"))
+        self.topics = {
+            s.topic_requests: self._on_request,
+            s.topic_outcomes: self._on_outcome,
+            **{s.dlq(t): self._on_dead for t in
+               (s.topic_requests, s.topic_responses, s.topic_outcomes)},
+        }
+        md = self.consumer.list_topics(timeout=10)
+        parts = []
+        for topic in self.topics:
+            meta = md.topics.get(topic)
+            if meta is None or meta.error is not None:
+                raise RuntimeError(f"topic {topic} does not exist on {s.kafka_bootstrap}")
+            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        self.consumer.assign(parts)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def _on_request(self, msg) -> None:
+        try:
+            env = orjson.loads(msg.value())
+            rid, imps = env["rid"], [str(i) for i in env["imp_ids"]]
+        except Exception:
+            self.ledger.unreadable += 1
+            return
+        if rid in self.ledger.requests:
+            self.ledger.duplicate_requests += 1
+        self.ledger.requests[rid] = imps
+
+    def _on_outcome(self, msg) -> None:
+        try:
+            o = orjson.loads(msg.value())
+            key = (o["rid"], str(o["imp_id"]))
+            kind = o["outcome"]
+        except Exception:
+            self.ledger.unreadable += 1
+            return
+        led = self.ledger
+        led.outcomes[key] += 1
+        led.kinds[kind] += 1
+        if kind in ("won", "lost"):
+            led.bids += 1
+        if kind == "won":
+            led.spend_cpm += float(o.get("clearing_price_usd") or 0.0)
+
+    def _on_dead(self, msg) -> None:
+        key = msg.key().decode(errors="replace") if msg.key() else ""
+        self.ledger.dead[(msg.topic(), key)] += 1
+        self.ledger.dead_by_topic[msg.topic()] += 1
+
+    def read(self, seconds: float) -> int:
+        """Consume whatever arrives within ``seconds``; returns how many messages were read."""
+        deadline = time.monotonic() + seconds
+        n = 0
+        while time.monotonic() < deadline:
+            batch = self.consumer.consume(5000, timeout=0.2)
+            for msg in batch:
+                if msg.error():
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        raise RuntimeError(f"audit read failed: {msg.error()}")
+                    continue
+                self.topics[msg.topic()](msg)
+                n += 1
+        return n
+
+    def report(self) -> dict:
+        led = self.ledger
+        dead_rids = {rid for (_topic, rid) in led.dead}
+        imps = 0
+        missing = 0
+        for rid, imp_ids in led.requests.items():
+            imps += len(imp_ids)
+            if rid in dead_rids:
+                continue
+            missing += sum(1 for i in imp_ids if (rid, i) not in led.outcomes)
+        duplicated = sum(1 for c in led.outcomes.values() if c > 1)
+        duplicated += sum(1 for c in led.dead.values() if c > 1)
+        wins = led.kinds.get("won", 0)
+        spend = led.spend_cpm / 1000
+        return {
+            "accepted": len(led.requests),
+            "imps": imps,
+            "outcomes": {
+                "total": sum(led.outcomes.values()),
+                "won": wins,
+                "lost": led.kinds.get("lost", 0),
+                "nobid": led.kinds.get("nobid", 0),
+            },
+            "dead_letters": sum(led.dead_by_topic.values()),
+            "dead_letters_by_topic": dict(led.dead_by_topic),
+            "missing": missing,
+            "duplicated": duplicated,
+            "duplicate_requests": led.duplicate_requests,
+            "unreadable": led.unreadable,
+            "kpis": {
+                "bids": led.bids,
+                "wins": wins,
+                "bid_rate": round(led.bids / imps, 4) if imps else None,
+                "win_rate": round(wins / led.bids, 4) if led.bids else None,
+                "spend_usd": round(spend, 4),
+                "ecpm_usd": round(spend / wins * 1000, 4) if wins else None,
+            },
+        }
+
+    def drain(self, wait_s: float, idle_s: float = 2.0) -> dict:
+        """Read until caught up and nothing is missing, or until ``wait_s`` runs out."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            got = self.read(idle_s)
+            rep = self.report()
+            if got == 0 and rep["missing"] == 0:
+                rep["drained"] = True
+                return rep
+            if time.monotonic() >= deadline:
+                rep["drained"] = got == 0 and rep["missing"] == 0
+                return rep

@@ -1,0 +1,280 @@
+"""The ``helios`` command: run the platform, its services and its operator tools.
+
+Errors a user can fix print one line saying what is wrong and how to fix it (exit 2);
+tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from helios_pipeline.settings import Settings, SettingsError, get_settings, load_settings
+
+app = typer.Typer(help="Helios: real-time bidding analytics platform.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+profiles_app = typer.Typer(help="User profiles.", no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+console = Console(stderr=True)
+out = Console()
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _settings(**overrides: object) -> Settings:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return load_settings(**given) if given else get_settings()
+
+
+def _stack_endpoint(s: Settings, key: str) -> str | None:
+    from helios_pipeline.stack.supervisor import read_stack
+
+    state = read_stack(s.home)
+    if state and state.get("status") in ("ready", "starting"):
+        return state["endpoints"].get(key)
+    return None
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+# ------------------------------------------------------------------------------- up
+@app.command()
+def up(
+    kafka_port: Annotated[int | None, typer.Option(help="Broker port [HELIOS_KAFKA_PORT]")] = None,
+    redis_port: Annotated[int | None, typer.Option(help="Redis port [HELIOS_REDIS_PORT]")] = None,
+    profile_port: Annotated[
+        int | None, typer.Option(help="Profile gRPC port [HELIOS_PROFILE_PORT]")] = None,
+    gateway_port: Annotated[
+        int | None, typer.Option(help="Gateway HTTP port [HELIOS_GATEWAY_PORT]")] = None,
+    bidder_metrics_port: Annotated[int | None, typer.Option(
+        help="Bidder /metrics port [HELIOS_BIDDER_METRICS_PORT]")] = None,
+    auctioneer_metrics_port: Annotated[int | None, typer.Option(
+        help="Auctioneer /metrics port [HELIOS_AUCTIONEER_METRICS_PORT]")] = None,
+    profile_metrics_port: Annotated[int | None, typer.Option(
+        help="Profile service /metrics port [HELIOS_PROFILE_METRICS_PORT]")] = None,
+    partitions: Annotated[int | None, typer.Option(
+        help="Partitions per topic [HELIOS_PARTITIONS]")] = None,
+    home: Annotated[Path | None, typer.Option(help="State directory [HELIOS_HOME]")] = None,
+) -> None:
+    """Run the whole streaming platform on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
+    from helios_pipeline.stack.supervisor import StackError, Supervisor
+
+    s = _settings(kafka_port=kafka_port, redis_port=redis_port, profile_port=profile_port,
+                  gateway_port=gateway_port, bidder_metrics_port=bidder_metrics_port,
+                  auctioneer_metrics_port=auctioneer_metrics_port,
+                  profile_metrics_port=profile_metrics_port, partitions=partitions, home=home)
+    sup = Supervisor(s, log=lambda msg: console.print(f"[dim]helios up:[/] {msg}", highlight=False))
+
+    def on_signal(signum: int, _frame: object) -> None:
+        sup.stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        sup.start()
+        if not sup.stopping.is_set():
+            table = Table(title=f"Helios stack ({s.stack_file})")
+            table.add_column("endpoint")
+            table.add_column("address")
+            for name, addr in sup.eps.items():
+                table.add_row(name, addr)
+            out.print(table)
+            console.print("ready — press Ctrl-C to stop")
+            sup.watch()
+    except StackError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        code = 1
+    finally:
+        sup.stop()
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------------------- serve
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="gateway | bidder | auctioneer | profiles")],
+    port: Annotated[int | None, typer.Option(help="Gateway only: port to listen on")] = None,
+    workers: Annotated[int | None, typer.Option(help="Gateway only: worker processes")] = None,
+) -> None:
+    """Run one service alone (what a pod runs), configured by HELIOS_* variables."""
+    from ingest_services.runner import SERVICES, run_gateway
+    from ingest_services.runner import serve as run
+
+    if service not in SERVICES:
+        raise fail(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}")
+    s = get_settings()
+    if service == "gateway" and (port or workers):
+        from ingest_services.common.logs import setup_logging
+
+        setup_logging(s.log_level)
+        run_gateway(s, port, workers)
+    else:
+        run(service, s)
+
+
+# ------------------------------------------------------------------------- profiles
+@profiles_app.command("seed")
+def profiles_seed(
+    users: Annotated[int, typer.Option(min=1, help="How many profiles")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same profiles")] = 7,
+    redis_url: Annotated[str | None, typer.Option(help="Redis URL [HELIOS_REDIS_URL]")] = None,
+) -> None:
+    """Write a reproducible synthetic profile set to Redis."""
+    import redis
+
+    from ingest_services.profiles import store
+    from ingest_services.profiles.seed import load_into_redis
+
+    s = get_settings()
+    url = redis_url or _stack_endpoint(s, "redis_url") or s.redis_url
+    client = store.connect(url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise fail(f"cannot reach Redis at {url} ({exc}): start it with `helios up` "
+                   f"or pass --redis-url") from None
+    with _progress() as bar:
+        task = bar.add_task("seeding profiles", total=users)
+        n = load_into_redis(client, users, seed, on_batch=lambda k: bar.advance(task, k))
+    out.print(f"seeded {n} profiles (seed {seed}) into {url}")
+
+
+# ----------------------------------------------------------------------------- load
+@app.command()
+def load(
+    rate: Annotated[float, typer.Option(min=1, help="Requests per second")] = 1000.0,
+    duration: Annotated[float, typer.Option(min=0.1, max=3600, help="Seconds")] = 10.0,
+    corpus: Annotated[
+        Path | None, typer.Option(help="Directory of OpenRTB *.json to mix in")] = None,
+    users: Annotated[int, typer.Option(min=0, help="Seeded users to target")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Traffic seed")] = 1,
+    connections: Annotated[int, typer.Option(min=1, max=1024)] = 64,
+    url: Annotated[str | None, typer.Option(help="Gateway URL (default: from stack.json)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Send a realistic mix of bid requests at a steady open-loop rate."""
+    from helios_pipeline.loadgen import Traffic, read_corpus, run_load
+
+    s = get_settings()
+    target = url or _stack_endpoint(s, "gateway_url") or f"http://127.0.0.1:{s.gateway_port}"
+    try:
+        files = read_corpus(corpus) if corpus else []
+    except (OSError, ValueError) as exc:
+        raise fail(f"--corpus: {exc}") from None
+    traffic = Traffic(users, seed, files)
+    with _progress() as bar:
+        task = bar.add_task(f"POST {target}/bid @ {rate:g}/s", total=int(rate * duration))
+        report = asyncio.run(run_load(
+            target, rate, duration, traffic, connections,
+            progress=lambda done, total: bar.update(task, completed=done)))
+    if report.sent and report.statuses.get("error", 0) == report.sent:
+        raise fail(f"no request reached the gateway at {target}: is `helios up` running?")
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+        return
+    table = Table(title="helios load")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k in ("sent", "accepted", "rejected", "errors", "skipped", "achieved_rate"):
+        table.add_row(k, str(getattr(report, k)))
+    for k, v in report.latency_ms.items():
+        table.add_row(f"latency {k} (ms)", f"{v:.2f}")
+    out.print(table)
+
+
+# ---------------------------------------------------------------------------- audit
+@app.command()
+def audit(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the pipeline to drain")] = 30.0,
+    bootstrap: Annotated[str | None, typer.Option(
+        help="Kafka bootstrap (default: from stack.json)")] = None,
+) -> None:
+    """Check that every accepted imp has exactly one outcome or dead letter."""
+    from helios_pipeline.audit import Auditor
+
+    s = get_settings()
+    bs = bootstrap or _stack_endpoint(s, "kafka_bootstrap") or s.kafka_bootstrap
+    try:
+        auditor = Auditor(s.model_copy(update={"kafka_bootstrap": bs}))
+    except Exception as exc:
+        raise fail(f"cannot read the topics at {bs} ({exc}): is the stack up?") from None
+    try:
+        rep = auditor.drain(wait)
+    finally:
+        auditor.close()
+    if as_json:
+        out.print_json(json.dumps(rep))
+    else:
+        print_audit(rep)
+    if rep["missing"] or rep["duplicated"]:
+        raise typer.Exit(1)
+
+
+def print_audit(rep: dict) -> None:
+    table = Table(title="helios audit")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("accepted requests", str(rep["accepted"]))
+    table.add_row("imps", str(rep["imps"]))
+    for k, v in rep["outcomes"].items():
+        table.add_row(f"outcomes {k}", str(v))
+    table.add_row("dead letters", str(rep["dead_letters"]))
+    ok = "[green]" if rep["missing"] == 0 else "[red]"
+    table.add_row("missing", f"{ok}{rep['missing']}")
+    ok = "[green]" if rep["duplicated"] == 0 else "[red]"
+    table.add_row("duplicated", f"{ok}{rep['duplicated']}")
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------- demo
+@app.command()
+def demo(
+    rate: Annotated[float, typer.Option(min=1, help="Synthetic requests per second")] = 2000.0,
+    duration: Annotated[float, typer.Option(min=1, max=600, help="Seconds of traffic")] = 30.0,
+    users: Annotated[int, typer.Option(min=1, help="Profiles to seed")] = 10_000,
+    examples: Annotated[Path | None, typer.Option(
+        help="OpenRTB examples to send first [HELIOS_EXAMPLES_DIR]")] = None,
+) -> None:
+    """The main job on the embedded default: stack up, profiles, traffic, audit, stop."""
+    from helios_pipeline.demo import run_demo
+
+    s = get_settings()
+    code = run_demo(s, rate=rate, duration=duration, users=users,
+                    examples=examples or s.examples_dir, console=console, out=out)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except UserError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""``helios up``: the whole streaming platform on one machine, supervised like pods.
+
+Starts the broker and Redis from wheels, creates the topics, then the profile service,
+bidder, auctioneer and gateway as child processes. A service that dies is restarted with
+exponential backoff; one that keeps dying (or a broker/Redis crash, which would silently
+lose the in-memory data) stops the whole stack with a non-zero exit naming it.
+SIGINT/SIGTERM stop everything in reverse order, gracefully, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helios_pipeline.settings import Settings
+from helios_pipeline.stack import binaries, probes
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the supervisor itself dies (even by SIGKILL): no orphans."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class StackError(RuntimeError):
+    """The stack cannot start or cannot stay up; the message names the part."""
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    restartable: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    restarts: list[float] = field(default_factory=list)
+    next_start: float = 0.0
+
+
+def endpoints(s: Settings) -> dict[str, str]:
+    return {
+        "gateway_url": f"http://127.0.0.1:{s.gateway_port}",
+        "kafka_bootstrap": f"127.0.0.1:{s.kafka_port}",
+        "redis_url": f"redis://127.0.0.1:{s.redis_port}/0",
+        "profile_service": f"127.0.0.1:{s.profile_port}",
+        "bidder_metrics": f"http://127.0.0.1:{s.bidder_metrics_port}/metrics",
+        "auctioneer_metrics": f"http://127.0.0.1:{s.auctioneer_metrics_port}/metrics",
+        "profile_metrics": f"http://127.0.0.1:{s.profile_metrics_port}/metrics",
+        "gateway_metrics": f"http://127.0.0.1:{s.gateway_port}/metrics",
+    }
+
+
+PORT_FLAGS = {
+    "kafka_port": "kafka",
+    "redis_port": "redis",
+    "profile_port": "profile service",
+    "gateway_port": "gateway",
+    "bidder_metrics_port": "bidder metrics",
+    "auctioneer_metrics_port": "auctioneer metrics",
+    "profile_metrics_port": "profile metrics",
+}
+
+
+def check_ports(s: Settings) -> None:
+    seen: dict[int, str] = {}
+    for attr, what in PORT_FLAGS.items():
+        port = getattr(s, attr)
+        flag = "--" + attr.replace("_", "-")
+        env = "HELIOS_" + attr.upper()
+        if port in seen:
+            raise StackError(f"port {port} is given to both {seen[port]} and {what}: "
+                             f"choose another with {flag} or {env}")
+        seen[port] = what
+        if not probes.port_free(port):
+            raise StackError(f"port {port} ({what}) is already in use: "
+                             f"stop what holds it or choose another with {flag} or {env}")
+
+
+class Supervisor:
+    def __init__(self, s: Settings, log: Callable[[str], None] = print) -> None:
+        self.s = s
+        self.log = log
+        self.home = s.home.resolve()
+        self.logs = self.home / "logs"
+        self.children: list[Child] = []
+        self.stopping = threading.Event()
+        self.eps = endpoints(s)
+
+    # ---- environment handed to every service: where its peers are ----
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "HELIOS_HOME": str(self.home),
+            "HELIOS_KAFKA_BOOTSTRAP": self.eps["kafka_bootstrap"],
+            "HELIOS_REDIS_URL": self.eps["redis_url"],
+            "HELIOS_PROFILE_ADDR": self.eps["profile_service"],
+        })
+        for attr in PORT_FLAGS:
+            env["HELIOS_" + attr.upper()] = str(getattr(self.s, attr))
+        for name in ("partitions", "topic_requests", "topic_responses", "topic_outcomes"):
+            env["HELIOS_" + name.upper()] = str(getattr(self.s, name))
+        return env
+
+    def plan(self) -> list[Child]:
+        s = self.s
+        serve = [sys.executable, "-m", "helios_pipeline.cli", "serve"]
+        data = self.home / "redis"
+        return [
+            Child("broker", [str(binaries.tansu()), "broker",
+                             "--listener-url", f"tcp://127.0.0.1:{s.kafka_port}",
+                             "--advertised-listener-url", f"tcp://127.0.0.1:{s.kafka_port}",
+                             "--storage-engine", "memory://tansu/"],
+                  lambda: probes.tcp_open(s.kafka_port), restartable=False),
+            Child("redis", [str(binaries.redis_server()), "--bind", "127.0.0.1",
+                            "--port", str(s.redis_port), "--save", "", "--appendonly", "no",
+                            "--dir", str(data)],
+                  lambda: probes.tcp_open(s.redis_port), restartable=False),
+            Child("profiles", [*serve, "profiles"],
+                  lambda: probes.http_ok(f"http://127.0.0.1:{s.profile_metrics_port}/healthz")
+                  and probes.tcp_open(s.profile_port)),
+            Child("bidder", [*serve, "bidder"],
+                  lambda: probes.http_ok(f"http://127.0.0.1:{s.bidder_metrics_port}/readyz")),
+            Child("auctioneer", [*serve, "auctioneer"],
+                  lambda: probes.http_ok(f"http://127.0.0.1:{s.auctioneer_metrics_port}/readyz")),
+            Child("gateway", [*serve, "gateway"],
+                  lambda: probes.http_ok(f"http://127.0.0.1:{s.gateway_port}/readyz")),
+        ]
+
+    def _spawn(self, child: Child) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        out = open(self.logs / f"{child.name}.log", "ab")  # noqa: SIM115 (handed to the child)
+        child.proc = subprocess.Popen(
+            child.argv, env=self.child_env(), stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        )
+        out.close()
+
+    def _write_state(self, status: str, error: str | None = None) -> None:
+        state = {
+            "status": status,
+            "pid": os.getpid(),
+            "home": str(self.home),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "endpoints": self.eps,
+            "topics": self.s.all_topics,
+            "partitions": self.s.partitions,
+            "processes": {c.name: c.proc.pid for c in self.children if c.proc},
+            "logs": str(self.logs),
+        }
+        if error:
+            state["error"] = error
+        tmp = self.s.stack_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.s.stack_file)
+
+    def start(self, timeout: float = 60.0) -> None:
+        check_ports(self.s)
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "redis").mkdir(exist_ok=True)
+        for child in self.plan():
+            if self.stopping.is_set():
+                return
+            self._spawn(child)
+            self.children.append(child)
+            self._write_state("starting")
+            if not probes.wait_until(lambda c=child: c.ready() or c.proc.poll() is not None,
+                                     timeout):
+                raise StackError(f"{child.name} did not become ready within {timeout:.0f} s; "
+                                 f"see {self.logs / (child.name + '.log')}")
+            if child.proc.poll() is not None:
+                raise StackError(f"{child.name} exited with code {child.proc.returncode} "
+                                 f"while starting; see {self.logs / (child.name + '.log')}")
+            self.log(f"started {child.name} (pid {child.proc.pid})")
+            if child.name == "broker":
+                self._create_topics()
+        self._write_state("ready")
+
+    def _create_topics(self) -> None:
+        from ingest_services.common.kafka import ensure_topics
+
+        kafka = self.s.model_copy(update={"kafka_bootstrap": self.eps["kafka_bootstrap"]})
+        ensure_topics(kafka)
+        self.log(f"created {len(self.s.all_topics)} topics × {self.s.partitions} partitions")
+
+    def watch(self) -> None:
+        """Restart services that die; raise StackError when one cannot be kept up."""
+        while not self.stopping.wait(0.5):
+            now = time.monotonic()
+            for child in self.children:
+                code = child.proc.poll() if child.proc else None
+                if code is None or self.stopping.is_set():
+                    continue
+                if not child.restartable:
+                    raise StackError(f"{child.name} exited with code {code}; its in-memory "
+                                     f"data is lost, so the stack stops")
+                if child.next_start == 0.0:
+                    child.restarts = [t for t in child.restarts
+                                      if now - t < self.s.restart_window_s]
+                    if len(child.restarts) >= self.s.restart_max:
+                        raise StackError(
+                            f"{child.name} keeps dying (exit code {code}, {len(child.restarts)} "
+                            f"restarts in {self.s.restart_window_s:.0f} s); "
+                            f"see {self.logs / (child.name + '.log')}")
+                    delay = min(2 ** len(child.restarts) * 0.5, 10.0)
+                    child.next_start = now + delay
+                    self.log(f"{child.name} exited with code {code}; restarting in {delay:.1f} s")
+                elif now >= child.next_start:
+                    child.restarts.append(now)
+                    child.next_start = 0.0
+                    self._spawn(child)
+                    self._write_state("ready")
+                    self.log(f"restarted {child.name} (pid {child.proc.pid})")
+
+    def stop(self, grace: float = 20.0) -> None:
+        """Services first (they flush and commit), then Redis and the broker."""
+        self.stopping.set()
+        for child in reversed(self.children):
+            proc = child.proc
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.log(f"{child.name} did not stop within {grace:.0f} s; killing it")
+                proc.kill()
+                proc.wait()
+            self.log(f"stopped {child.name} (exit code {proc.returncode})")
+        if self.s.stack_file.exists():
+            self._write_state("stopped")
+
+
+def read_stack(home: Path) -> dict | None:
+    path = home / "stack.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,102 @@
+"""Turns ``bid_responses`` into ``auction_outcomes``: exactly one record per imp.
+
+Every imp of a response ends as won (with clearing price), lost (with OpenRTB loss reason)
+or no-bid (with the bidder's reason); an unreadable response becomes one dead letter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from confluent_kafka import Message
+from prometheus_client import Counter, Histogram
+
+from helios_pipeline.settings import Settings
+from ingest_services.auctioneer.auction import Decision, run_auction, threshold_auction
+from ingest_services.auctioneer.market import MarketModel
+from ingest_services.common import messages as m
+from ingest_services.common.stream_worker import Record, dead_letter
+
+OUTCOMES = Counter("auction_outcomes_total", "Imp outcomes", ["outcome"])
+CLEARING = Histogram(
+    "clearing_price_usd", "Clearing CPM in USD of won imps",
+    buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
+)
+SERVICE = "auctioneer"
+
+
+class AuctioneerHandler:
+    def __init__(self, settings: Settings, outcomes_topic: str) -> None:
+        self.s = settings
+        self.topic = outcomes_topic
+        self.market = MarketModel(settings.market_seed, settings.market_competitors)
+
+    def __call__(self, batch: Sequence[Message]) -> list[Record]:
+        out: list[Record] = []
+        for msg in batch:
+            try:
+                resp = m.loads(msg.value())
+                records = [
+                    Record(self.topic, resp["rid"], m.dumps(o)) for o in self.decide(resp)
+                ]
+            except Exception as exc:  # poison: one dead letter, then move on
+                out.append(dead_letter(msg, f"cannot run auction: {exc}", SERVICE))
+                continue
+            out.extend(records)
+        return out
+
+    def decide(self, resp: dict) -> list[dict]:
+        """One outcome dict per imp of a bid response."""
+        imps = resp["imps"]
+        if not isinstance(imps, list) or not imps:
+            raise ValueError("bid response has no imps")
+        at = int(resp.get("at") or 2)
+        request_id = str(resp.get("request_id") or resp["rid"])
+        segment = resp.get("segment") or "unknown"
+        decided_at = m.now_ms()
+        hour = time.gmtime((resp.get("received_at") or decided_at) / 1000).tm_hour
+        outcomes = []
+        for imp in imps:
+            imp_id = str(imp["imp_id"])
+            floor = float(imp.get("floor_usd") or 0.0)
+            bid = imp.get("bid")
+            base = {
+                "v": m.SCHEMA_VERSION,
+                "rid": resp["rid"],
+                "request_id": resp.get("request_id"),
+                "imp_id": imp_id,
+                "media": imp.get("media"),
+                "segment": segment,
+                "enriched": bool(resp.get("enriched")),
+                "at": at,
+                "floor_usd": floor,
+                "received_at": resp.get("received_at"),
+                "bid_at": resp.get("bid_at"),
+                "decided_at": decided_at,
+                "strategy": self.s.auction_strategy,
+            }
+            if bid is None:
+                base.update(outcome="nobid", nobid_reason=imp.get("nobid_reason") or "no_bid",
+                            bid_price_usd=None, clearing_price_usd=None, loss_reason=None,
+                            competitor_price_usd=None)
+                OUTCOMES.labels("nobid").inc()
+                outcomes.append(base)
+                continue
+            price = float(bid["price_usd"])
+            rng = self.market.rng(request_id, imp_id)
+            if self.s.auction_strategy == "threshold":
+                d: Decision = threshold_auction(
+                    price, floor, self.s.threshold_cpm, self.s.threshold_win_probability, rng
+                )
+            else:
+                competing = self.market.competing_bids(rng, segment, imp.get("media"), hour)
+                d = run_auction(price, floor, at, competing)
+            base.update(outcome=d.outcome, nobid_reason=None, bid_price_usd=price,
+                        clearing_price_usd=d.clearing_price, loss_reason=d.loss_reason,
+                        competitor_price_usd=d.competitor_price, crid=bid.get("crid"))
+            OUTCOMES.labels(d.outcome).inc()
+            if d.clearing_price is not None:
+                CLEARING.observe(d.clearing_price)
+            outcomes.append(base)
+        return outcomes

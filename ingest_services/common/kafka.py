@@ -1,0 +1,73 @@
+"""Kafka client configuration shared by every Helios process.
+
+The values suit both Apache Kafka and the embedded Tansu broker (see DESIGN.md "quirks"):
+classic group protocol, short fetch waits, batching producers, ``earliest`` reset with
+committed offsets, idempotent producers with ``acks=all``.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from helios_pipeline.settings import Settings
+
+
+def producer_config(s: Settings, client_id: str, *, linger_ms: int | None = None) -> dict:
+    return {
+        "bootstrap.servers": s.kafka_bootstrap,
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": s.linger_ms if linger_ms is None else linger_ms,
+        "compression.type": s.compression,
+        "queue.buffering.max.messages": s.gateway_queue_max_messages,
+    }
+
+
+def consumer_config(s: Settings, group_id: str, client_id: str) -> dict:
+    return {
+        "bootstrap.servers": s.kafka_bootstrap,
+        "group.id": group_id,
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": s.session_timeout_ms,
+        "heartbeat.interval.ms": s.heartbeat_interval_ms,
+        "fetch.wait.max.ms": s.fetch_wait_max_ms,
+        "isolation.level": "read_committed",
+        "statistics.interval.ms": 5000,
+    }
+
+
+def reader_config(s: Settings, client_id: str) -> dict:
+    """A group-less reader (audit, tests): assigns partitions itself and commits nothing."""
+    return {
+        "bootstrap.servers": s.kafka_bootstrap,
+        "group.id": f"{client_id}-reader",  # required by the client, never used to commit
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": s.fetch_wait_max_ms,
+    }
+
+
+def ensure_topics(s: Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
+    """Create topics up front (Tansu never auto-creates on subscribe); existing ones are fine."""
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
+    wanted = topics or s.all_topics
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    new = [
+        NewTopic(t, num_partitions=s.partitions, replication_factor=s.replication_factor)
+        for t in wanted
+        if t not in existing
+    ]
+    if not new:
+        return
+    for topic, fut in admin.create_topics(new, request_timeout=timeout).items():
+        try:
+            fut.result(timeout)
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise RuntimeError(f"could not create topic {topic}: {exc}") from exc

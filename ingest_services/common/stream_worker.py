@@ -1,0 +1,166 @@
+"""The consume → handle → produce → ack → commit loop shared by the bidder and auctioneer.
+
+Offsets are committed only after every record produced for a batch is acknowledged by the
+broker (at-least-once on the wire). A message the handler cannot process becomes exactly
+one dead letter with the reason and source offset in headers, and the loop moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+
+from helios_pipeline.settings import Settings
+from ingest_services.common import messages as m
+from ingest_services.common.kafka import consumer_config, producer_config
+
+log = logging.getLogger(__name__)
+
+CONSUMED = Counter("helios_messages_consumed_total", "Messages consumed", ["service"])
+PRODUCED = Counter("helios_messages_produced_total", "Messages produced", ["service", "topic"])
+DEAD_LETTERS = Counter("helios_dead_letters_total", "Messages sent to a DLQ", ["service"])
+PUBLISH_ERRORS = Counter("kafka_publish_errors_total", "Produce failures (not acknowledged)")
+BATCH_SIZE = Histogram(
+    "helios_batch_size", "Messages per consumed batch", ["service"],
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+)
+BATCH_SECONDS = Histogram("helios_batch_duration_seconds", "Batch wall time", ["service"])
+LAG = Gauge("helios_consumer_lag", "Consumer lag reported by the client", ["service", "partition"])
+
+
+class DeliveryError(RuntimeError):
+    """Produced records were not acknowledged: the batch must not be committed."""
+
+
+@dataclass(slots=True)
+class Record:
+    topic: str
+    key: str | bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] | None = None
+
+
+Handler = Callable[[Sequence[Message]], list[Record]]
+
+
+def dead_letter(msg: Message, reason: str, service: str) -> Record:
+    """The message as received, to ``<topic>.dlq``, with why and where it came from."""
+    headers = list(msg.headers() or [])
+    headers += [
+        (m.H_REASON, reason[:500].encode()),
+        (m.H_SOURCE_TOPIC, msg.topic().encode()),
+        (m.H_SOURCE_PARTITION, str(msg.partition()).encode()),
+        (m.H_SOURCE_OFFSET, str(msg.offset()).encode()),
+        (m.H_SERVICE, service.encode()),
+    ]
+    return Record(f"{msg.topic()}.dlq", msg.key(), msg.value() or b"", headers)
+
+
+class StreamWorker:
+    """Runs one consumer-group member until :meth:`stop`, then flushes and leaves cleanly."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: str,
+        source_topic: str,
+        group_id: str,
+        handler: Handler,
+        batch_size: int,
+    ) -> None:
+        self.s = settings
+        self.service = service
+        self.source_topic = source_topic
+        self.handler = handler
+        self.batch_size = batch_size
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        conf = consumer_config(settings, group_id, f"{service}-consumer")
+        conf["stats_cb"] = self._on_stats
+        self.consumer = Consumer(conf)
+        self.producer = Producer(producer_config(settings, f"{service}-producer"))
+        self._failed: list[str] = []
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _on_stats(self, raw: str) -> None:
+        stats = orjson.loads(raw)
+        topic = stats.get("topics", {}).get(self.source_topic, {})
+        for part in topic.get("partitions", {}).values():
+            if part.get("partition", -1) >= 0 and part.get("consumer_lag", -1) >= 0:
+                LAG.labels(self.service, str(part["partition"])).set(part["consumer_lag"])
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            PUBLISH_ERRORS.inc()
+            self._failed.append(f"{msg.topic()}: {err}")
+
+    def run(self) -> None:
+        self.consumer.subscribe(
+            [self.source_topic], on_assign=lambda c, p: self.ready.set()
+        )
+        log.info("consuming", extra={"service": self.service, "topic": self.source_topic})
+        try:
+            while not self._stop.is_set():
+                batch = self.consumer.consume(self.batch_size, timeout=0.2)
+                if batch:
+                    self._process(batch)
+        finally:
+            self.producer.flush(10)
+            self.consumer.close()
+            log.info("stopped", extra={"service": self.service})
+
+    def _process(self, batch: list[Message]) -> None:
+        started = time.perf_counter()
+        good: list[Message] = []
+        for msg in batch:
+            err = msg.error()
+            if err is None:
+                good.append(msg)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error", extra={"service": self.service, "error": str(err)})
+        if not good:
+            return
+        CONSUMED.labels(self.service).inc(len(good))
+        BATCH_SIZE.labels(self.service).observe(len(good))
+        records = self.handler(good)
+        self._failed.clear()
+        for rec in records:
+            self._produce(rec)
+            if rec.topic.endswith(".dlq"):
+                DEAD_LETTERS.labels(self.service).inc()
+            PRODUCED.labels(self.service, rec.topic).inc()
+        remaining = self.producer.flush(30)
+        if remaining or self._failed:
+            raise DeliveryError(
+                f"{remaining} records unacknowledged, failures: {self._failed[:3]}"
+            )
+        self.consumer.commit(offsets=_next_offsets(good), asynchronous=False)
+        BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+
+    def _produce(self, rec: Record) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    rec.topic, rec.value, rec.key, headers=rec.headers,
+                    on_delivery=self._on_delivery,
+                )
+                return
+            except BufferError:  # local queue full: let it drain, then retry
+                self.producer.poll(0.05)
+
+
+def _next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
+    top: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        key = (msg.topic(), msg.partition())
+        top[key] = max(top.get(key, -1), msg.offset())
+    return [TopicPartition(t, p, o + 1) for (t, p), o in top.items()]

@@ -1,0 +1,109 @@
+"""Publishes accepted requests and hands the broker's acknowledgement back to asyncio.
+
+librdkafka fires delivery callbacks from ``poll()``; a dedicated thread polls and resolves
+the waiting coroutine's future, so a request is answered ``202`` only once the broker has
+acknowledged it (``acks=all``). A full local queue raises :class:`QueueFull` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from functools import partial
+
+from confluent_kafka import KafkaError, Producer
+
+from helios_pipeline.settings import Settings
+from ingest_services.common.kafka import producer_config
+
+
+class QueueFull(Exception):
+    """The producer's local queue is full: the caller should answer 503."""
+
+
+class BatchAck:
+    """Counts acknowledgements of many messages; one wake-up when the last one lands."""
+
+    __slots__ = ("failed", "future", "loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future = loop.create_future()
+        self.pending = 1  # released by close(): no wake-up before every line is produced
+        self.failed: dict[int, str] = {}
+
+    def add(self) -> None:
+        self.pending += 1
+
+    def done(self, line: int, err: KafkaError | None, _msg: object) -> None:  # poll thread
+        if err is not None:
+            self.failed[line] = str(err)
+        self.pending -= 1
+        if self.pending == 0:
+            self.loop.call_soon_threadsafe(_resolve, self.future, None)
+
+    def close(self) -> None:
+        self.done(-1, None, None)
+
+
+def _resolve(fut: asyncio.Future, err: KafkaError | None) -> None:
+    if not fut.done():
+        fut.set_result(err)
+
+
+class Publisher:
+    def __init__(self, settings: Settings, client_id: str = "gateway") -> None:
+        conf = producer_config(settings, client_id, linger_ms=settings.gateway_linger_ms)
+        # A message not acknowledged within the ack timeout fails instead of lingering.
+        conf["message.timeout.ms"] = int(settings.gateway_ack_timeout_s * 1000)
+        conf["error_cb"] = self._on_error
+        self.producer = Producer(conf)
+        self.topic = settings.topic_requests
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
+        self._thread.start()
+
+    def _on_error(self, err: KafkaError) -> None:
+        self.last_error = f"{time.strftime('%H:%M:%S')} {err}"
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.05)
+
+    async def publish(self, key: str, value: bytes) -> KafkaError | None:
+        """Produce one message and wait for its ack; returns the delivery error, if any."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, _msg: object) -> None:
+            loop.call_soon_threadsafe(_resolve, fut, err)
+
+        try:
+            self.producer.produce(self.topic, value, key, on_delivery=on_delivery)
+        except BufferError:
+            raise QueueFull from None
+        return await fut
+
+    def produce_line(self, key: str, value: bytes, batch: BatchAck, line: int) -> None:
+        try:
+            self.producer.produce(self.topic, value, key, on_delivery=partial(batch.done, line))
+        except BufferError:
+            raise QueueFull from None
+        batch.add()
+
+    def broker_reachable(self, timeout: float = 1.0) -> bool:
+        try:
+            md = self.producer.list_topics(self.topic, timeout=timeout)
+        except Exception:
+            return False
+        topic = md.topics.get(self.topic)
+        return bool(md.brokers) and topic is not None and topic.error is None
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush what is queued; returns how many messages could not be delivered in time."""
+        remaining = self.producer.flush(timeout)
+        self._stop.set()
+        self._thread.join(2)
+        return remaining
