@@ -65,12 +65,13 @@ class Traffic:
         rng = random.Random(seed)
         self.templates = [make_request(rng, "", users) for _ in range(2000)]
         self.corpus = corpus
-        self.corpus_every = int(1 / corpus_share) if corpus and corpus_share > 0 else 0
+        self.corpus_share = corpus_share if corpus else 0.0
         self.prefix = f"load-{seed}-{int(time.time())}"
 
     def body(self, i: int) -> bytes:
-        if self.corpus_every and i % self.corpus_every == 0:
-            return self.corpus[(i // self.corpus_every) % len(self.corpus)]
+        share = self.corpus_share
+        if share and int((i + 1) * share) > int(i * share):  # exactly `share` of the bodies
+            return self.corpus[int(i * share) % len(self.corpus)]
         req = self.templates[i % len(self.templates)]
         req["id"] = f"{self.prefix}-{i}"
         return orjson.dumps(req)

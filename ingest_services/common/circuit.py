@@ -32,6 +32,7 @@ class CircuitBreaker:
         self.state = State.CLOSED
         self.consecutive_failures = 0
         self._opened_at = 0.0
+        self._trial_granted = False
 
     def _set(self, state: State) -> None:
         if state != self.state:
@@ -40,17 +41,25 @@ class CircuitBreaker:
                 self._on_change(state)
 
     def allow(self) -> bool:
-        """May the protected call be attempted now?"""
+        """May the protected call be attempted now? Half-open grants exactly one trial."""
         if self.state == State.OPEN and self._clock() - self._opened_at >= self.reset_s:
             self._set(State.HALF_OPEN)
-        return self.state != State.OPEN
+            self._trial_granted = False
+        if self.state == State.CLOSED:
+            return True
+        if self.state == State.HALF_OPEN and not self._trial_granted:
+            self._trial_granted = True
+            return True
+        return False
 
     def record_success(self) -> None:
         self.consecutive_failures = 0
+        self._trial_granted = False
         self._set(State.CLOSED)
 
     def record_failure(self) -> None:
         self.consecutive_failures += 1
+        self._trial_granted = False
         if self.state == State.HALF_OPEN or self.consecutive_failures >= self.threshold:
             self._opened_at = self._clock()
             self._set(State.OPEN)

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -47,8 +47,17 @@ PUBLISH_ERRORS = Counter("kafka_publish_errors_total", "Produce failures (not ac
 RETRY_AFTER = {"Retry-After": "1"}
 
 
+class JSON(Response):
+    """orjson-encoded JSON: the fast codec DESIGN.md asks for, on every response."""
+
+    media_type = "application/json"
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content)
+
+
 def _error(status: int, error: str, field: str | None = None, reason: str | None = None,
-           violations: list[dict] | None = None, headers: dict | None = None) -> ORJSONResponse:
+           violations: list[dict] | None = None, headers: dict | None = None) -> JSON:
     body: dict = {"error": error}
     if field is not None:
         body["field"] = field
@@ -56,7 +65,7 @@ def _error(status: int, error: str, field: str | None = None, reason: str | None
         body["reason"] = reason
     if violations:
         body["violations"] = violations
-    return ORJSONResponse(body, status_code=status, headers=headers)
+    return JSON(body, status_code=status, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
@@ -101,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Helios ingest gateway",
         version="1.0.0",
         summary="Accepts OpenRTB 2.5/2.6 bid requests and publishes them to Kafka.",
-        default_response_class=ORJSONResponse,
+        default_response_class=JSON,
         lifespan=lifespan,
     )
 
@@ -146,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 REQUESTS.labels("unavailable").inc()
                 return _error(503, "broker unavailable", reason=str(err), headers=RETRY_AFTER)
             REQUESTS.labels("accepted").inc()
-            return ORJSONResponse(
+            return JSON(
                 {"id": obj["id"], "status": "accepted", "rid": rid}, status_code=202
             )
         finally:
@@ -213,8 +222,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "failed": [{"line": k, "reason": v} for k, v in sorted(failed.items())],
             }
             if failed and n_ok == 0:
-                return ORJSONResponse(body, status_code=503, headers=RETRY_AFTER)
-            return ORJSONResponse(body)
+                return JSON(body, status_code=503, headers=RETRY_AFTER)
+            return JSON(body)
         finally:
             LATENCY.labels("/bids").observe(time.perf_counter() - started)
 
@@ -228,7 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ok = await run_in_threadpool(state["publisher"].broker_reachable)
         if ok:
             return {"status": "ready"}
-        return ORJSONResponse({"status": "broker unreachable"}, status_code=503)
+        return JSON({"status": "broker unreachable"}, status_code=503)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics():

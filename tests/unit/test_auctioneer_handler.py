@@ -1,0 +1,176 @@
+"""AuctioneerHandler: one outcome per imp, determinism, strategies, dead letters."""
+
+import orjson
+import pytest
+
+from helios_pipeline.settings import load_settings
+from ingest_services.auctioneer.handler import AuctioneerHandler
+from ingest_services.common import messages as m
+
+
+class FakeMsg:
+    def __init__(self, value, key=b"k", topic="bid_responses", partition=0, offset=0,
+                 headers=None):
+        self._value, self._key, self._topic = value, key, topic
+        self._partition, self._offset, self._headers = partition, offset, headers
+
+    def value(self):
+        return self._value
+
+    def key(self):
+        return self._key
+
+    def topic(self):
+        return self._topic
+
+    def partition(self):
+        return self._partition
+
+    def offset(self):
+        return self._offset
+
+    def headers(self):
+        return self._headers
+
+
+def _bid(price_usd, media="banner"):
+    return {"price": price_usd, "cur": "USD", "price_usd": price_usd,
+            "crid": f"cr-{media}-iab3", "interest": "IAB3"}
+
+
+def _resp(rid="rid-1", imps=None, at=2):
+    if imps is None:
+        imps = [
+            {"imp_id": "1", "media": "banner", "floor_usd": 0.1, "bid": _bid(0.85),
+             "nobid_reason": None},
+            {"imp_id": "2", "media": "video", "floor_usd": 6.35, "bid": None,
+             "nobid_reason": "below_floor"},
+            {"imp_id": "3", "media": "video", "floor_usd": 0.0, "bid": _bid(2.125, "video")},
+        ]
+    return {"v": 1, "rid": rid, "request_id": "req-1", "received_at": 1_700_000_000_000,
+            "bid_at": 1_700_000_000_005, "at": at, "segment": "IAB3", "enriched": True,
+            "imps": imps}
+
+
+@pytest.fixture
+def handler():
+    return AuctioneerHandler(load_settings(), "outcomes")
+
+
+def test_one_outcome_per_imp(handler):
+    out = handler.decide(_resp())
+    assert [o["imp_id"] for o in out] == ["1", "2", "3"]
+    for o in out:
+        assert o["rid"] == "rid-1"
+        assert o["request_id"] == "req-1"
+        assert o["v"] == 1
+        assert o["segment"] == "IAB3"
+        assert o["enriched"] is True
+        assert o["strategy"] == "market"
+        assert o["outcome"] in {"won", "lost", "nobid"}
+
+
+def test_nobid_imp_keeps_reason(handler):
+    o = handler.decide(_resp())[1]
+    assert o["outcome"] == "nobid"
+    assert o["nobid_reason"] == "below_floor"
+    assert o["bid_price_usd"] is None
+    assert o["clearing_price_usd"] is None
+    assert o["loss_reason"] is None
+
+
+def test_bid_outcomes_consistent(handler):
+    for o in handler.decide(_resp())[::2]:
+        assert o["bid_price_usd"] in (0.85, 2.125)
+        if o["outcome"] == "won":
+            assert o["loss_reason"] == 0
+            assert o["floor_usd"] <= o["clearing_price_usd"] <= o["bid_price_usd"]
+        else:
+            assert o["loss_reason"] in (100, 102)
+            assert o["clearing_price_usd"] is None
+
+
+def test_same_input_same_outcomes(handler):
+    a = handler.decide(_resp())
+    b = AuctioneerHandler(load_settings(), "outcomes").decide(_resp())
+    for x, y in zip(a, b, strict=True):
+        x.pop("decided_at")
+        y.pop("decided_at")
+        assert x == y
+
+
+def test_below_floor_bid_is_lost_100(handler):
+    imps = [{"imp_id": "1", "media": "banner", "floor_usd": 1.0, "bid": _bid(0.5)}]
+    (o,) = handler.decide(_resp(imps=imps))
+    assert o["outcome"] == "lost"
+    assert o["loss_reason"] == 100
+
+
+def test_threshold_strategy_always_wins_at_probability_one():
+    h = AuctioneerHandler(
+        load_settings(auction_strategy="threshold", threshold_win_probability=1.0,
+                      threshold_cpm=0.5),
+        "outcomes",
+    )
+    out = h.decide(_resp())
+    assert [o["outcome"] for o in out] == ["won", "nobid", "won"]
+    assert out[0]["clearing_price_usd"] == 0.85  # threshold pays its bid
+    assert all(o["strategy"] == "threshold" for o in out)
+
+
+def test_threshold_strategy_never_wins_at_probability_zero():
+    h = AuctioneerHandler(
+        load_settings(auction_strategy="threshold", threshold_win_probability=0.0), "outcomes"
+    )
+    out = h.decide(_resp())
+    assert [o["outcome"] for o in out] == ["lost", "nobid", "lost"]
+    assert out[0]["loss_reason"] == 102
+
+
+def test_market_with_no_competitors_wins_first_price():
+    h = AuctioneerHandler(load_settings(market_competitors=0), "outcomes")
+    out = h.decide(_resp(at=1))
+    assert out[0]["outcome"] == "won"
+    assert out[0]["clearing_price_usd"] == 0.85
+    out = h.decide(_resp(at=2))
+    assert out[0]["clearing_price_usd"] == pytest.approx(0.11)  # floor + 0.01
+
+
+def test_empty_imps_raises(handler):
+    with pytest.raises(ValueError):
+        handler.decide(_resp(imps=[]))
+
+
+def test_call_routes_poison_to_dlq_and_keeps_good_messages(handler):
+    good1 = FakeMsg(m.dumps(_resp("rid-a")), key=b"rid-a", offset=10)
+    poison = FakeMsg(b"{not json", key=b"bad", offset=11, headers=[("trace", b"t1")])
+    good2 = FakeMsg(m.dumps(_resp("rid-b")), key=b"rid-b", offset=12)
+    records = handler([good1, poison, good2])
+    dlq = [r for r in records if r.topic == "bid_responses.dlq"]
+    outs = [r for r in records if r.topic == "outcomes"]
+    assert len(dlq) == 1
+    assert len(outs) == 6
+    assert [r.key for r in outs] == ["rid-a"] * 3 + ["rid-b"] * 3
+    assert {orjson.loads(r.value)["imp_id"] for r in outs} == {"1", "2", "3"}
+    d = dlq[0]
+    assert d.key == b"bad"
+    assert d.value == b"{not json"
+    headers = dict(d.headers)
+    assert headers["trace"] == b"t1"
+    assert headers[m.H_REASON].startswith(b"cannot run auction")
+    assert headers[m.H_SOURCE_OFFSET] == b"11"
+    assert headers[m.H_SOURCE_PARTITION] == b"0"
+    assert headers[m.H_SOURCE_TOPIC] == b"bid_responses"
+    assert headers[m.H_SERVICE] == b"auctioneer"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, b"[1,2]", orjson.dumps({"v": 2, "rid": "x", "imps": []}),
+     orjson.dumps({"v": 1, "rid": "x", "imps": []}), orjson.dumps({"v": 1, "imps": []})],
+)
+def test_each_poison_kind_is_one_dead_letter(handler, value):
+    records = handler([FakeMsg(value, offset=3)])
+    assert len(records) == 1
+    assert records[0].topic == "bid_responses.dlq"
+    assert dict(records[0].headers)[m.H_SOURCE_OFFSET] == b"3"
