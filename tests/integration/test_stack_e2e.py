@@ -1,0 +1,179 @@
+"""End to end through `helios up`, the CLI and real processes, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from helios_pipeline.stack import probes
+from tests.integration.servers import wait_for
+
+pytestmark = pytest.mark.integration
+
+PORT_VARS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT",
+             "BIDDER_METRICS_PORT", "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT")
+
+
+def stack_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
+    env["HELIOS_HOME"] = str(home)
+    env["HELIOS_SESSION_TIMEOUT_MS"] = "2000"
+    env["HELIOS_HEARTBEAT_INTERVAL_MS"] = "200"
+    for var in PORT_VARS:
+        env[f"HELIOS_{var}"] = str(probes.free_port())
+    env.update(extra)
+    return env
+
+
+def helios(env: dict, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "helios_pipeline.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Stack:
+    def __init__(self, home: Path, **extra: str) -> None:
+        self.home = home
+        self.env = stack_env(home, **extra)
+        self.log = open(home / "up.out", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "up"],
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def state(self) -> dict:
+        try:
+            return json.loads((self.home / "stack.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def wait_ready(self) -> dict:
+        assert wait_for(lambda: self.state().get("status") == "ready"
+                        or self.proc.poll() is not None, 90), self.output()
+        assert self.proc.poll() is None, self.output()
+        return self.state()
+
+    def output(self) -> str:
+        return (self.home / "up.out").read_text()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(120)
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def stack(tmp_path):
+    s = Stack(tmp_path)
+    yield s
+    s.stop()
+
+
+def test_stack_runs_the_examples_and_traffic_with_nothing_lost_or_doubled(stack, examples):
+    state = stack.wait_ready()
+    eps = state["endpoints"]
+    assert set(eps) >= {"gateway_url", "kafka_bootstrap", "redis_url", "profile_service"}
+    pids = list(state["processes"].values())
+    assert len(pids) == 6 and all(psutil.pid_exists(p) for p in pids)
+
+    seeded = helios(stack.env, "profiles", "seed", "--users", "2000", "--seed", "7")
+    assert seeded.returncode == 0, seeded.stderr
+    load = helios(stack.env, "load", "--rate", "300", "--duration", "4", "--users", "2000",
+                  "--corpus", str(examples[0].parent), "--json")
+    assert load.returncode == 0, load.stderr
+    report = json.loads(load.stdout)
+    assert report["accepted"] == 1200 and report["errors"] == 0 and report["rejected"] == 0
+
+    # graceful restart of a service mid-stream: the supervisor brings it back, nothing lost
+    bidder_pid = state["processes"]["bidder"]
+    more = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "load", "--rate",
+                             "300", "--duration", "4", "--json"], env=stack.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(1.5)  # let the second load get going before the restart
+    os.kill(bidder_pid, signal.SIGTERM)
+    assert wait_for(lambda: stack.state()["processes"]["bidder"] != bidder_pid, 30)
+    second = json.loads(more.communicate(timeout=60)[0])
+    assert second["accepted"] == 1200
+
+    audit = helios(stack.env, "audit", "--json", "--wait", "60")
+    rep = json.loads(audit.stdout)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert rep["accepted"] == 2400
+    assert rep["missing"] == 0 and rep["duplicated"] == 0
+    assert rep["outcomes"]["total"] == rep["imps"]
+    assert rep["dead_letters"] == 0
+
+    assert stack.stop() == 0
+    assert "restarting" in stack.output() and "bidder" in stack.output()
+    assert wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), 10)
+    assert stack.state()["status"] == "stopped"
+
+
+def test_a_service_that_keeps_dying_stops_the_stack_naming_it(tmp_path):
+    stack = Stack(tmp_path, HELIOS_RESTART_MAX="2")
+    try:
+        state = stack.wait_ready()
+        port = int(state["endpoints"]["bidder_metrics"].split(":")[2].split("/")[0])
+        blocker = socket.socket()
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        os.kill(state["processes"]["bidder"], signal.SIGKILL)
+        # hold the bidder's status port so every restart fails
+        assert wait_for(lambda: _bind(blocker, port), 5)
+        blocker.listen()
+        try:
+            assert stack.proc.wait(90) != 0
+        finally:
+            blocker.close()
+        out = stack.output()
+        assert "bidder keeps dying" in out
+        pids = state["processes"].values()
+        assert wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), 10)
+    finally:
+        stack.stop()
+
+
+def _bind(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+
+
+def test_busy_port_is_one_line_naming_it(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = stack_env(tmp_path)
+        res = helios(env, "up", "--kafka-port", str(port), timeout=60)
+    assert res.returncode != 0
+    errors = [line for line in res.stderr.splitlines() if "error" in line]
+    assert errors == [f"error: port {port} (kafka) is already in use: stop what holds it or "
+                      f"choose another with --kafka-port or HELIOS_KAFKA_PORT"]
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["serve", "nope"], {}, "unknown service 'nope'"),
+        (["audit"], {"HELIOS_PARTITIONS": "abc"}, "HELIOS_PARTITIONS='abc'"),
+        (["profiles", "seed", "--redis-url", "redis://127.0.0.1:1/0"], {}, "cannot reach Redis"),
+        (["load", "--corpus", "/nonexistent", "--duration", "1"], {}, "--corpus"),
+    ],
+)
+def test_cli_errors_are_one_line_without_traceback(tmp_path, args, env, needle):
+    res = helios({**stack_env(tmp_path), **env}, *args, timeout=60)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], res.stderr
