@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     profile_addr: str = "127.0.0.1:50051"
 
+    # --- where services listen: loopback locally; 0.0.0.0 in a pod so Services reach it ---
+    bind_host: str = "127.0.0.1"
+    create_topics: bool = Field(True, description="consumers create missing topics at start")
+
     # --- ports the embedded stack binds on 127.0.0.1 ---
     kafka_port: int = Field(9092, ge=1, le=65535)
     redis_port: int = Field(6379, ge=1, le=65535)

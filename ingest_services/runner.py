@@ -34,7 +34,7 @@ def run_gateway(s: Settings, port: int | None = None, workers: int | None = None
     uvicorn.run(
         "ingest_services.gateway.app:create_app",
         factory=True,
-        host="127.0.0.1",
+        host=s.bind_host,
         port=port or s.gateway_port,
         workers=workers or s.gateway_workers,
         access_log=False,
@@ -46,8 +46,12 @@ def run_gateway(s: Settings, port: int | None = None, workers: int | None = None
 def _run_worker(s: Settings, service: str, metrics_port: int, build) -> None:
     from ingest_services.common.http_status import serve_status
 
+    from ingest_services.common.kafka import ensure_topics
+
+    if s.create_topics:  # Tansu never auto-creates; a fresh cluster needs them up front
+        ensure_topics(s)
     worker, cleanup = build()
-    status = serve_status(metrics_port, ready=worker.ready.is_set)
+    status = serve_status(metrics_port, ready=worker.ready.is_set, host=s.bind_host)
     _on_signals(worker.stop)
     try:
         worker.run()
@@ -93,8 +97,8 @@ def run_profiles(s: Settings) -> None:
     from ingest_services.common.http_status import serve_status
     from ingest_services.profiles.service import build_server
 
-    server, stop_health = build_server(s.redis_url, f"127.0.0.1:{s.profile_port}")
-    status = serve_status(s.profile_metrics_port, ready=lambda: True)
+    server, stop_health = build_server(s.redis_url, f"{s.bind_host}:{s.profile_port}")
+    status = serve_status(s.profile_metrics_port, ready=lambda: True, host=s.bind_host)
     done = threading.Event()
     _on_signals(done.set)
     log.info("profile service ready", extra={"port": s.profile_port})

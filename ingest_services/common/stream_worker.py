@@ -20,13 +20,13 @@ from prometheus_client import Counter, Gauge, Histogram
 from helios_pipeline.settings import Settings
 from ingest_services.common import messages as m
 from ingest_services.common.kafka import consumer_config, producer_config
+from ingest_services.common.metrics import PUBLISH_ERRORS
 
 log = logging.getLogger(__name__)
 
 CONSUMED = Counter("helios_messages_consumed_total", "Messages consumed", ["service"])
 PRODUCED = Counter("helios_messages_produced_total", "Messages produced", ["service", "topic"])
 DEAD_LETTERS = Counter("helios_dead_letters_total", "Messages sent to a DLQ", ["service"])
-PUBLISH_ERRORS = Counter("kafka_publish_errors_total", "Produce failures (not acknowledged)")
 BATCH_SIZE = Histogram(
     "helios_batch_size", "Messages per consumed batch", ["service"],
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000),

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from helios_pipeline.settings import Settings, get_settings
 from ingest_services.common import messages as m
+from ingest_services.common.metrics import PUBLISH_ERRORS
 from ingest_services.gateway.publisher import BatchAck, Publisher, QueueFull
 from ingest_services.gateway.schemas import (
     BID_REQUEST_BODY,
@@ -42,7 +43,6 @@ LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-PUBLISH_ERRORS = Counter("kafka_publish_errors_total", "Produce failures (not acknowledged)")
 
 RETRY_AFTER = {"Retry-After": "1"}
 

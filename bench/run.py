@@ -1,0 +1,292 @@
+"""Helios benchmark: `make bench` (or `python -m bench.run --help`).
+
+Starts the embedded stack on free ports, measures each figure next to a ceiling measured
+in the same invocation, prints a table and writes bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from bench.ceilings import bare_produce_consume
+from helios_pipeline.http_load import Pool
+from helios_pipeline.loadgen import Traffic, percentiles, run_load
+from helios_pipeline.settings import load_settings
+from helios_pipeline.stack import probes
+from helios_pipeline.synth import make_request
+
+console = Console()
+PORTS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT", "BIDDER_METRICS_PORT",
+         "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT")
+
+
+def start_stack(home: Path) -> tuple[subprocess.Popen, dict, dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
+    env["HELIOS_HOME"] = str(home)
+    env["HELIOS_LOG_LEVEL"] = "WARNING"
+    for var in PORTS:
+        env[f"HELIOS_{var}"] = str(probes.free_port())
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "stack.json").unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "up"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(home / "up.err", "w"))  # noqa: SIM115
+    ok = probes.wait_until(lambda: _state(home).get("status") == "ready", 120, 0.2)
+    if not ok:
+        proc.terminate()
+        raise SystemExit(f"stack did not start; see {home}/up.err")
+    return proc, _state(home), env
+
+
+def _state(home: Path) -> dict:
+    try:
+        return json.loads((home / "stack.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def serve_http(argv: list[str], port: int, env: dict) -> subprocess.Popen:
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not probes.wait_until(lambda: probes.tcp_open(port), 30):
+        proc.terminate()
+        raise SystemExit(f"server {argv} did not start")
+    time.sleep(0.5)
+    return proc
+
+
+async def closed_loop(url: str, bodies: list[bytes], concurrency: int, seconds: float,
+                      path: str = "/bid", ctype: bytes = b"application/json") -> dict:
+    """`concurrency` clients sending back to back for `seconds`; latency per request."""
+    pool = Pool(url, concurrency)
+    lat: list[float] = []
+    codes: dict[int, int] = {}
+    stop = time.perf_counter() + seconds
+
+    async def client(k: int) -> None:
+        i = k
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            status, _ = await pool.post(path, bodies[i % len(bodies)], ctype)
+            lat.append((time.perf_counter() - t) * 1000)
+            codes[status] = codes.get(status, 0) + 1
+            i += concurrency
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(k) for k in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    pool.close()
+    return {"rps": len(lat) / elapsed, "codes": codes, **percentiles(lat)}
+
+
+def synthetic_bodies(n: int, users: int = 10_000) -> list[bytes]:
+    rng = random.Random(5)
+    return [orjson.dumps(make_request(rng, f"bench-{i}", users)) for i in range(n)]
+
+
+def ndjson_batches(bodies: list[bytes], per_batch: int) -> list[bytes]:
+    return [b"\n".join(bodies[i:i + per_batch]) for i in range(0, len(bodies), per_batch)]
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.procs = {n: psutil.Process(p) for n, p in pids.items()}
+        self.peak = dict.fromkeys(pids, 0)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            for name, proc in self.procs.items():
+                try:
+                    rss = proc.memory_info().rss
+                    for child in proc.children(recursive=True):
+                        rss += child.memory_info().rss
+                except psutil.Error:
+                    continue
+                self.peak[name] = max(self.peak[name], rss)
+
+
+def outcome_latencies(settings, since_ms: int) -> list[float]:
+    """202 → outcome published: outcome decided_at minus gateway received_at (ms)."""
+    from helios_pipeline.audit import Auditor
+
+    auditor = Auditor(settings)
+    lat: list[float] = []
+    orig = auditor._on_outcome
+
+    def on_outcome(msg) -> None:
+        orig(msg)
+        o = orjson.loads(msg.value())
+        if (o.get("received_at") or 0) >= since_ms:
+            lat.append(o["decided_at"] - o["received_at"])
+
+    auditor.topics[settings.topic_outcomes] = on_outcome
+    auditor.drain(120)
+    auditor.close()
+    return lat
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=10, help="per HTTP measurement")
+    ap.add_argument("--e2e-seconds", type=float, default=60)
+    ap.add_argument("--e2e-rate", type=float, default=20_000)
+    ap.add_argument("--home", type=Path, default=Path(".helios/bench"))
+    ap.add_argument("--skip-e2e", action="store_true")
+    args = ap.parse_args()
+
+    rows: list[tuple[str, str, str, str]] = []
+    results: dict = {}
+    proc, state, env = start_stack(args.home)
+    eps = state["endpoints"]
+    s = load_settings(kafka_bootstrap=eps["kafka_bootstrap"])
+    from ingest_services.profiles import store
+    from ingest_services.profiles.seed import load_into_redis
+
+    load_into_redis(store.connect(eps["redis_url"]), 10_000, seed=7)
+    bodies = synthetic_bodies(4000)
+    servers: list[subprocess.Popen] = []
+    try:
+        raw_port = probes.free_port()
+        servers.append(serve_http([sys.executable, "-m", "uvicorn", "bench.ceilings:raw_asgi",
+                                   "--port", str(raw_port), "--log-level", "warning",
+                                   "--no-access-log"], raw_port, env))
+        raw_url = f"http://127.0.0.1:{raw_port}"
+        gw_url = eps["gateway_url"]
+        for c in (1, 8, 64):
+            console.print(f"gateway /bid closed loop, concurrency {c}…")
+            base = asyncio.run(closed_loop(raw_url, bodies, c, args.seconds))
+            got = asyncio.run(closed_loop(gw_url, bodies, c, args.seconds))
+            results[f"bid_c{c}"] = {"gateway": got, "raw_asgi": base}
+            rows.append((f"/bid p99 @ concurrency {c}", f"{got['p99']:.2f} ms",
+                         f"{base['p99']:.2f} ms raw ASGI", "≤ 10 ms"))
+            rows.append((f"/bid throughput @ concurrency {c}", f"{got['rps']:,.0f} req/s",
+                         f"{base['rps']:,.0f} req/s raw ASGI ({got['rps'] / base['rps']:.0%})",
+                         ""))
+        # two gateway workers, concurrency 100 (the target's setting)
+        gw2_port = probes.free_port()
+        servers.append(serve_http([sys.executable, "-m", "helios_pipeline.cli", "serve",
+                                   "gateway", "--port", str(gw2_port), "--workers", "2"],
+                                  gw2_port,
+                                  {**env, "HELIOS_KAFKA_BOOTSTRAP": eps["kafka_bootstrap"]}))
+        raw2_port = probes.free_port()
+        servers.append(serve_http([sys.executable, "-m", "uvicorn", "bench.ceilings:raw_asgi",
+                                   "--port", str(raw2_port), "--workers", "2", "--log-level",
+                                   "warning", "--no-access-log"], raw2_port, env))
+        console.print("gateway /bid, 2 workers, concurrency 100…")
+        base = asyncio.run(closed_loop(f"http://127.0.0.1:{raw2_port}", bodies, 100, args.seconds))
+        got = asyncio.run(closed_loop(f"http://127.0.0.1:{gw2_port}", bodies, 100, args.seconds))
+        results["bid_c100_w2"] = {"gateway": got, "raw_asgi": base}
+        rows.append(("/bid throughput, 2 workers, c=100", f"{got['rps']:,.0f} req/s",
+                     f"{base['rps']:,.0f} req/s raw ASGI ({got['rps'] / base['rps']:.0%})",
+                     "≥ 15,000 req/s"))
+        # NDJSON
+        console.print("gateway /bids NDJSON…")
+        batches = ndjson_batches(bodies, 1000)
+        got = asyncio.run(closed_loop(gw_url, batches, 4, args.seconds, "/bids",
+                                      b"application/x-ndjson"))
+        prod, cons = bare_produce_consume(s, bodies[0], 200_000)
+        ndjson_rate = got["rps"] * 1000
+        results["ndjson"] = {"requests_per_s": ndjson_rate, "bare_produce_per_s": prod,
+                             "bare_consume_per_s": cons}
+        rows.append(("/bids NDJSON accepted", f"{ndjson_rate:,.0f} req/s",
+                     f"{prod:,.0f} msg/s bare produce ({ndjson_rate / prod:.0%})",
+                     "≥ 300,000 req/s"))
+        rows.append(("bare consume (ceiling)", f"{cons:,.0f} msg/s", "", ""))
+        # latency 202 → outcome at 1,000 requests/s
+        console.print("latency 202 → outcome at 1,000 req/s…")
+        since = int(time.time() * 1000)
+        asyncio.run(run_load(gw_url, 1000, args.seconds, Traffic(10_000, 3, [])))
+        lat = percentiles(outcome_latencies(s, since))
+        results["outcome_latency_ms"] = lat
+        rows.append(("202 → outcome p99 @ 1,000 req/s", f"{lat.get('p99', float('nan')):.0f} ms",
+                     f"p50 {lat.get('p50', float('nan')):.0f} ms", "≤ 250 ms"))
+        if not args.skip_e2e:
+            console.print(f"end to end: NDJSON at {args.e2e_rate:,.0f} req/s for "
+                          f"{args.e2e_seconds:.0f} s…")
+            sampler = RssSampler({k: v for k, v in state["processes"].items()
+                                  if k in ("gateway", "bidder", "auctioneer", "profiles")})
+            sampler.start()
+            e2e = asyncio.run(offered_ndjson(gw_url, bodies, args.e2e_rate, args.e2e_seconds))
+            from helios_pipeline.audit import Auditor
+
+            t0 = time.perf_counter()
+            auditor = Auditor(s)
+            rep = auditor.drain(300)
+            auditor.close()
+            sampler.stop.set()
+            results["e2e"] = {**e2e, "audit": rep, "rss_peak_mib": {
+                k: v / 2**20 for k, v in sampler.peak.items()}}
+            rows.append(("end to end accepted", f"{e2e['accepted_per_s']:,.0f} req/s",
+                         f"{cons:,.0f} msg/s bare consume", "≥ 20,000 req/s"))
+            rows.append(("end to end audit", f"missing {rep['missing']}, duplicated "
+                         f"{rep['duplicated']}", f"drained: {rep['drained']} "
+                         f"(+{time.perf_counter() - t0:.0f} s to drain)", "0 / 0"))
+            for name, peak in sampler.peak.items():
+                rows.append((f"RSS peak {name}", f"{peak / 2**20:.0f} MiB", "", "≤ 100 MiB"))
+    finally:
+        for srv in servers:
+            srv.terminate()
+            srv.wait(20)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+    table = Table(title="Helios benchmark (ratios vs ceilings measured in this run)")
+    for col in ("figure", "measured", "ceiling / context", "target"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+async def offered_ndjson(url: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
+    """Offer `rate` requests/s as NDJSON batches of 500 on 8 connections (open loop)."""
+    per = 500
+    pool = Pool(url, 8)
+    batches = ndjson_batches(bodies, per)
+    accepted = 0
+    tasks: set = set()
+
+    async def send(b: bytes) -> None:
+        nonlocal accepted
+        status, body = await pool.post("/bids", b, b"application/x-ndjson")
+        if status == 200:
+            accepted += orjson.loads(body)["accepted"]
+
+    t0 = time.perf_counter()
+    sent = 0
+    total = int(rate * seconds / per)
+    while sent < total:
+        due = min(total, int((time.perf_counter() - t0) * rate / per) + 1)
+        while sent < due:
+            if len(tasks) < 64:
+                t = asyncio.create_task(send(batches[sent % len(batches)]))
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+            sent += 1
+        await asyncio.sleep(0.005)
+    if tasks:
+        await asyncio.wait(tasks, timeout=60)
+    elapsed = time.perf_counter() - t0
+    pool.close()
+    return {"accepted": accepted, "accepted_per_s": accepted / elapsed, "seconds": elapsed}
+
+
+if __name__ == "__main__":
+    main()
