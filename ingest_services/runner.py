@@ -45,7 +45,6 @@ def run_gateway(s: Settings, port: int | None = None, workers: int | None = None
 
 def _run_worker(s: Settings, service: str, metrics_port: int, build) -> None:
     from ingest_services.common.http_status import serve_status
-
     from ingest_services.common.kafka import ensure_topics
 
     if s.create_topics:  # Tansu never auto-creates; a fresh cluster needs them up front
