@@ -106,4 +106,5 @@ class Publisher:
         remaining = self.producer.flush(timeout)
         self._stop.set()
         self._thread.join(2)
+        del self.producer  # destroy now: stops librdkafka's threads (and their reconnect logs)
         return remaining
