@@ -29,7 +29,8 @@ async def raw_asgi(scope, receive, send) -> None:
     while more:
         more = (await receive()).get("more_body", False)
     await send({"type": "http.response.start", "status": 202,
-                "headers": [(b"content-type", b"application/json")]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", b"21")]})
     await send({"type": "http.response.body", "body": b'{"status":"accepted"}'})
 
 

@@ -36,8 +36,11 @@ class Connection:
                 if line in (b"\r\n", b"\n", b""):
                     break
                 name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
+                name = name.strip().lower()
+                if name == b"content-length":
                     length = int(value.strip())
+                elif name == b"transfer-encoding":
+                    raise ValueError("chunked responses are not supported by this client")
             payload = await self.reader.readexactly(length) if length else b""
             return status, payload
         except Exception:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     bidder_metrics_port: int = Field(9101, ge=1, le=65535)
     auctioneer_metrics_port: int = Field(9102, ge=1, le=65535)
     profile_metrics_port: int = Field(9103, ge=1, le=65535)
+    dagster_port: int = Field(3000, ge=1, le=65535)
+
+    # --- warehouse and outputs (default: under HELIOS_HOME) ---
+    warehouse_path: Path | None = Field(None, description="default HOME/warehouse.duckdb")
+    reports_dir: Path | None = Field(None, description="default HOME/reports")
+    exports_dir: Path | None = Field(None, description="default HOME/exports")
 
     # --- topics ---
     topic_requests: str = "bid_requests"
@@ -62,6 +68,8 @@ class Settings(BaseSettings):
     fetch_wait_max_ms: int = Field(100, ge=10)
     linger_ms: int = Field(20, ge=0)
     compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"
+    producer_buffer_kbytes: int = Field(32_768, ge=1024)
+    consumer_prefetch_kbytes: int = Field(8_192, ge=1024)
 
     # --- gateway ---
     gateway_max_body_bytes: int = Field(1 << 20, ge=1024)
@@ -89,6 +97,22 @@ class Settings(BaseSettings):
     # --- embedded stack supervision ---
     restart_max: int = Field(5, ge=0, description="restarts allowed within restart_window_s")
     restart_window_s: float = Field(60.0, gt=0)
+
+    @property
+    def warehouse(self) -> Path:
+        return self.warehouse_path or self.home / "warehouse.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.reports_dir or self.home / "reports"
+
+    @property
+    def exports(self) -> Path:
+        return self.exports_dir or self.home / "exports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
 
     @property
     def stack_file(self) -> Path:

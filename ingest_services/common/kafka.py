@@ -22,6 +22,9 @@ def producer_config(s: Settings, client_id: str, *, linger_ms: int | None = None
         "linger.ms": s.linger_ms if linger_ms is None else linger_ms,
         "compression.type": s.compression,
         "queue.buffering.max.messages": s.gateway_queue_max_messages,
+        # librdkafka buffers up to 1 GiB by default; a bounded queue bounds RSS and turns
+        # overload into back-pressure (BufferError → retry or 503) instead of memory growth
+        "queue.buffering.max.kbytes": s.producer_buffer_kbytes,
     }
 
 
@@ -36,6 +39,8 @@ def consumer_config(s: Settings, group_id: str, client_id: str) -> dict:
         "heartbeat.interval.ms": s.heartbeat_interval_ms,
         "fetch.wait.max.ms": s.fetch_wait_max_ms,
         "isolation.level": "read_committed",
+        # prefetch per consumer (default 64 MiB): enough for full batches, bounded RSS
+        "queued.max.messages.kbytes": s.consumer_prefetch_kbytes,
         "statistics.interval.ms": 5000,
     }
 

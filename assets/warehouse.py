@@ -1,0 +1,56 @@
+"""``outcomes`` (the table analysts use) and ``daily_stats`` (daily partitions, UTC)."""
+
+
+import dagster as dg
+
+from helios_pipeline.resources import DuckDBWarehouse
+from helios_pipeline.warehouse import schema
+
+daily = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC", end_offset=1)
+
+
+@dg.asset(
+    group_name="warehouse",
+    kinds={"duckdb"},
+    pool="duckdb_writer",
+    deps=["bid_requests", "bid_responses", "auction_outcomes"],
+    description="One row per request × imp: request context, bid and outcome",
+)
+def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        con.execute(schema.OUTCOMES)
+        n, won = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE outcome = 'won') FROM outcomes"
+        ).fetchone()
+    return dg.MaterializeResult(metadata={"dagster/row_count": n, "wins": won})
+
+
+@dg.asset(
+    group_name="warehouse",
+    kinds={"duckdb"},
+    pool="duckdb_writer",
+    deps=[outcomes],
+    partitions_def=daily,
+    description="Per day, hour, domain, segment and media: counts, sums and KPIs",
+)
+def daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
+                ) -> dg.MaterializeResult:
+    day = context.partition_key
+    with warehouse.connect() as con:
+        con.execute(schema.DAILY_STATS)
+        con.execute("BEGIN TRANSACTION")  # replace the partition atomically: idempotent
+        con.execute("DELETE FROM daily_stats WHERE day = ?", [day])
+        con.execute(schema.DAILY_STATS_FOR_DAY, [day])
+        con.execute("COMMIT")
+        rows, req, bids, wins, spend = con.execute(
+            "SELECT count(*), coalesce(sum(requests), 0), coalesce(sum(bids), 0), "
+            "coalesce(sum(wins), 0), coalesce(sum(spend_usd), 0) FROM daily_stats WHERE day = ?",
+            [day]).fetchone()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": rows,
+        "requests": req,
+        "bids": bids,
+        "wins": wins,
+        "win_rate": round(wins / bids, 4) if bids else 0.0,
+        "spend_usd": round(spend, 4),
+    })

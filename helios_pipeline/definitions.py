@@ -1,0 +1,48 @@
+"""The Helios code location: the one ``Definitions`` object, named ``defs``.
+
+Resources are bound from ``EnvVar`` (the settings module's ``HELIOS_*`` names); importing
+this module opens no connection and does not branch on the environment.
+"""
+
+
+import dagster as dg
+
+import assets.checks
+import assets.exports
+import assets.ingest
+import assets.profiles
+import assets.report
+import assets.warehouse
+from assets.streams import topic_specs
+from helios_pipeline.jobs import (
+    daily_report_schedule,
+    daily_stats_job,
+    ingest_job,
+    report_job,
+    todays_stats_schedule,
+)
+from helios_pipeline.resources import DuckDBWarehouse, KafkaResource, RedisResource
+from sensors.outcome_topic import log_run_failures, outcome_topic_sensor
+
+defs = dg.Definitions(
+    assets=[
+        *topic_specs,
+        *dg.load_assets_from_modules([assets.profiles, assets.ingest, assets.warehouse,
+                                      assets.report, assets.exports]),
+    ],
+    asset_checks=dg.load_asset_checks_from_modules([assets.checks]),
+    jobs=[ingest_job, daily_stats_job, report_job],
+    schedules=[daily_report_schedule, todays_stats_schedule],
+    sensors=[outcome_topic_sensor, log_run_failures],
+    resources={
+        "kafka": KafkaResource(
+            bootstrap_servers=dg.EnvVar("HELIOS_KAFKA_BOOTSTRAP"),
+            topic_outcomes=dg.EnvVar("HELIOS_TOPIC_OUTCOMES"),
+            topic_requests=dg.EnvVar("HELIOS_TOPIC_REQUESTS"),
+            topic_responses=dg.EnvVar("HELIOS_TOPIC_RESPONSES"),
+        ),
+        "redis": RedisResource(url=dg.EnvVar("HELIOS_REDIS_URL")),
+        "warehouse": DuckDBWarehouse(path=dg.EnvVar("HELIOS_WAREHOUSE_PATH")),
+    },
+    executor=dg.in_process_executor,  # one DuckDB writer per run, in step with the pool
+)

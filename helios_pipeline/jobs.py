@@ -1,0 +1,45 @@
+"""Jobs and schedules of the Helios code location."""
+
+
+import dagster as dg
+
+ingest_job = dg.define_asset_job(
+    "ingest_outcomes",
+    selection=dg.AssetSelection.assets("bid_requests", "bid_responses", "auction_outcomes",
+                                       "outcomes"),
+    description="Topics → raw tables → outcomes (exactly once)",
+)
+
+daily_stats_job = dg.define_asset_job(
+    "refresh_daily_stats",
+    selection=dg.AssetSelection.assets("daily_stats"),
+    partitions_def=dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC",
+                                                end_offset=1),
+)
+
+report_job = dg.define_asset_job(
+    "daily_report",
+    selection=dg.AssetSelection.assets("daily_stats", "daily_win_rate_report",
+                                       "analyst_exports"),
+    partitions_def=dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC",
+                                                end_offset=1),
+)
+
+
+@dg.schedule(job=report_job, cron_schedule="15 0 * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def daily_report_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Shortly after midnight UTC: yesterday's stats, report and exports."""
+    from datetime import timedelta
+
+    day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")
+    return dg.RunRequest(run_key=f"report-{day}", partition_key=day)
+
+
+@dg.schedule(job=daily_stats_job, cron_schedule="*/5 * * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def todays_stats_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Keeps today's partition fresh every 5 minutes."""
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    stamp = context.scheduled_execution_time.strftime("%H%M")
+    return dg.RunRequest(run_key=f"stats-{day}-{stamp}", partition_key=day)

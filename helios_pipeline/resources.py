@@ -1,0 +1,62 @@
+"""Dagster resources: where Kafka, Redis and the warehouse are. Bound from ``EnvVar`` in
+``definitions.py``; nothing connects until an asset asks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import duckdb
+
+from helios_pipeline.settings import load_settings
+from ingest_services.common.kafka import reader_config
+
+
+class KafkaResource(dg.ConfigurableResource):
+    bootstrap_servers: str
+    topic_requests: str = "bid_requests"
+    topic_responses: str = "bid_responses"
+    topic_outcomes: str = "auction_outcomes"
+
+    def reader_conf(self, client_id: str) -> dict:
+        s = load_settings(kafka_bootstrap=self.bootstrap_servers)
+        return reader_config(s, client_id)
+
+    def topic(self, table: str) -> str:
+        return {"bid_requests": self.topic_requests, "bid_responses": self.topic_responses,
+                "auction_outcomes": self.topic_outcomes}[table]
+
+
+class RedisResource(dg.ConfigurableResource):
+    url: str
+
+    def client(self):
+        from ingest_services.profiles import store
+
+        return store.connect(self.url)
+
+
+class DuckDBWarehouse(dg.ConfigurableResource):
+    """The warehouse file. One writer at a time (the ``duckdb_writer`` pool); connections
+    are short-lived and retried briefly if another process holds the lock."""
+
+    path: str
+    lock_timeout_s: float = 60.0
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=read_only)
+                break
+            except duckdb.IOException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        try:
+            yield con
+        finally:
+            con.close()

@@ -1,0 +1,89 @@
+"""Table definitions. Keys make every write idempotent: a row written twice is one row."""
+
+from __future__ import annotations
+
+RAW_TABLES = {
+    "bid_requests": """
+        CREATE TABLE IF NOT EXISTS bid_requests (
+            rid VARCHAR NOT NULL, imp_id VARCHAR NOT NULL, request_id VARCHAR,
+            received_at TIMESTAMPTZ NOT NULL, media VARCHAR, bidfloor DOUBLE,
+            bidfloorcur VARCHAR, at INTEGER, site_domain VARCHAR, app_bundle VARCHAR,
+            publisher_id VARCHAR, device_type INTEGER, country VARCHAR, user_id VARCHAR,
+            PRIMARY KEY (rid, imp_id))""",
+    "bid_responses": """
+        CREATE TABLE IF NOT EXISTS bid_responses (
+            rid VARCHAR NOT NULL, imp_id VARCHAR NOT NULL, request_id VARCHAR,
+            bid_at TIMESTAMPTZ, bid_price_usd DOUBLE, bid_price DOUBLE, bid_cur VARCHAR,
+            crid VARCHAR, enriched BOOLEAN, profile VARCHAR, segment VARCHAR,
+            interest_score DOUBLE, nobid_reason VARCHAR,
+            PRIMARY KEY (rid, imp_id))""",
+    "auction_outcomes": """
+        CREATE TABLE IF NOT EXISTS auction_outcomes (
+            rid VARCHAR NOT NULL, imp_id VARCHAR NOT NULL, request_id VARCHAR,
+            outcome VARCHAR NOT NULL, media VARCHAR, segment VARCHAR, enriched BOOLEAN,
+            at INTEGER, floor_usd DOUBLE, bid_price_usd DOUBLE, clearing_price_usd DOUBLE,
+            competitor_price_usd DOUBLE, loss_reason INTEGER, nobid_reason VARCHAR,
+            strategy VARCHAR, received_at TIMESTAMPTZ, bid_at TIMESTAMPTZ,
+            decided_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (rid, imp_id))""",
+}
+
+OFFSETS = """
+    CREATE TABLE IF NOT EXISTS ingest_offsets (
+        topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL, next_offset BIGINT NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (topic, "partition"))"""
+
+OUTCOMES = """
+    CREATE OR REPLACE TABLE outcomes AS
+    SELECT
+        o.rid, o.imp_id, coalesce(o.request_id, r.request_id) AS request_id,
+        CAST(o.received_at AT TIME ZONE 'UTC' AS DATE) AS day,
+        o.received_at, o.bid_at, o.decided_at,
+        r.site_domain, r.app_bundle, coalesce(r.site_domain, r.app_bundle, 'unknown') AS domain,
+        r.publisher_id, r.device_type, r.country, coalesce(o.media, r.media) AS media,
+        o.floor_usd, r.bidfloor, r.bidfloorcur, o.at AS auction_type,
+        b.bid_price_usd, b.enriched, o.segment, b.profile, b.crid,
+        o.outcome, o.clearing_price_usd, o.loss_reason, o.nobid_reason, o.competitor_price_usd
+    FROM auction_outcomes o
+    LEFT JOIN bid_requests r USING (rid, imp_id)
+    LEFT JOIN bid_responses b USING (rid, imp_id)"""
+
+DAILY_STATS = """
+    CREATE TABLE IF NOT EXISTS daily_stats (
+        day DATE NOT NULL, hour INTEGER NOT NULL, domain VARCHAR NOT NULL,
+        segment VARCHAR NOT NULL, media VARCHAR NOT NULL,
+        requests BIGINT NOT NULL, bids BIGINT NOT NULL, wins BIGINT NOT NULL,
+        floor_passes BIGINT NOT NULL, bid_sum_usd DOUBLE NOT NULL,
+        clearing_sum_usd DOUBLE NOT NULL, won_bid_sum_usd DOUBLE NOT NULL,
+        spend_usd DOUBLE NOT NULL, bid_rate DOUBLE, win_rate DOUBLE, ecpm_usd DOUBLE,
+        avg_clearing_usd DOUBLE, shading_ratio DOUBLE, floor_pass_rate DOUBLE,
+        PRIMARY KEY (day, hour, domain, segment, media))"""
+
+# One day's rows, recomputed from `outcomes`: counts and sums, rates from summed counts.
+DAILY_STATS_FOR_DAY = """
+    INSERT INTO daily_stats
+    SELECT day, hour, domain, segment, media, requests, bids, wins, floor_passes,
+           bid_sum_usd, clearing_sum_usd, won_bid_sum_usd, clearing_sum_usd / 1000 AS spend_usd,
+           bids::DOUBLE / nullif(requests, 0) AS bid_rate,
+           wins::DOUBLE / nullif(bids, 0) AS win_rate,
+           clearing_sum_usd / nullif(wins, 0) AS ecpm_usd,
+           clearing_sum_usd / nullif(wins, 0) AS avg_clearing_usd,
+           clearing_sum_usd / nullif(won_bid_sum_usd, 0) AS shading_ratio,
+           floor_passes::DOUBLE / nullif(bids, 0) AS floor_pass_rate
+    FROM (
+        SELECT day, CAST(extract(hour FROM received_at AT TIME ZONE 'UTC') AS INTEGER) AS hour,
+               domain, coalesce(segment, 'unknown') AS segment,
+               coalesce(media, 'unknown') AS media,
+               count(*) AS requests,
+               count(*) FILTER (WHERE outcome IN ('won', 'lost')) AS bids,
+               count(*) FILTER (WHERE outcome = 'won') AS wins,
+               count(*) FILTER (WHERE outcome IN ('won', 'lost')
+                                AND bid_price_usd >= coalesce(floor_usd, 0)) AS floor_passes,
+               coalesce(sum(bid_price_usd) FILTER (WHERE outcome IN ('won', 'lost')), 0)
+                   AS bid_sum_usd,
+               coalesce(sum(clearing_price_usd) FILTER (WHERE outcome = 'won'), 0)
+                   AS clearing_sum_usd,
+               coalesce(sum(bid_price_usd) FILTER (WHERE outcome = 'won'), 0) AS won_bid_sum_usd
+        FROM outcomes WHERE day = ?
+        GROUP BY ALL)"""
