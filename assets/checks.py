@@ -9,7 +9,7 @@ from helios_pipeline.resources import DuckDBWarehouse
 
 def _count(warehouse: DuckDBWarehouse, sql: str, params: list | None = None) -> int:
     with warehouse.connect(read_only=True) as con:
-        return int(con.execute(sql, params or []).fetchone()[0])
+        return int(con.execute(sql, params or []).fetchall()[0][0])
 
 
 @dg.asset_check(asset=outcomes, description="(rid, imp_id) is unique: nothing doubled")

@@ -35,7 +35,7 @@ def _ingest_asset(table: str, description: str) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             res = ingest_topic(con, kafka.reader_conf(f"dagster-ingest-{table}"), topic, table,
                                config.max_messages, config.idle_seconds)
-            total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            total = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         context.log.info(f"{table}: {res.messages} messages → {res.inserted} new rows")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": total,

@@ -36,7 +36,7 @@ def user_profiles(
         con.execute("""CREATE OR REPLACE TABLE user_profiles (
             user_id VARCHAR PRIMARY KEY, locale VARCHAR, country VARCHAR, age_band VARCHAR,
             gender VARCHAR, income_band VARCHAR, top_interest VARCHAR, top_score DOUBLE,
-            interests VARCHAR[], scores DOUBLE[])""")
+            interests VARCHAR[], scores DOUBLE[])""").fetchall()
         for start in range(0, config.users, config.batch):
             batch = list(generate(min(config.users, start + config.batch), config.seed, start))
             write_profiles(client, batch)
@@ -54,7 +54,7 @@ def user_profiles(
                              ("scores", [i.score for i in p.interests])):
                     cols[k].append(v)
             con.register("profile_batch", pa.table(cols))
-            con.execute("INSERT INTO user_profiles SELECT * FROM profile_batch")
+            con.execute("INSERT INTO user_profiles SELECT * FROM profile_batch").fetchall()
             con.unregister("profile_batch")
             context.log.info(f"profiles {min(config.users, start + config.batch)}/{config.users}")
         dist = con.execute("""SELECT top_interest, count(*) AS users FROM user_profiles

@@ -71,7 +71,7 @@ def daily_win_rate_report(context: dg.AssetExecutionContext, config: ReportConfi
         totals = con.execute("""SELECT coalesce(sum(requests),0), coalesce(sum(bids),0),
                                        coalesce(sum(wins),0), coalesce(sum(spend_usd),0),
                                        coalesce(sum(clearing_sum_usd),0)
-                                FROM daily_stats WHERE day = ?""", [day]).fetchone()
+                                FROM daily_stats WHERE day = ?""", [day]).fetchall()[0]
         hours = con.execute("""SELECT hour, sum(bids), sum(wins) FROM daily_stats
                                WHERE day = ? GROUP BY hour ORDER BY hour""", [day]).fetchall()
         by_site = con.execute(f"""
@@ -85,7 +85,7 @@ def daily_win_rate_report(context: dg.AssetExecutionContext, config: ReportConfi
                               [day]).fetchall()
         con.execute(f"""COPY (SELECT * FROM daily_stats WHERE day = '{day}'
                               ORDER BY hour, domain, segment, media)
-                        TO '{out / "daily_stats.csv"}' (HEADER)""")
+                        TO '{out / "daily_stats.csv"}' (HEADER)""").fetchall()
     requests, bids, wins, spend, clearing = totals
     win_rate = wins / bids if bids else 0.0
     ecpm = clearing / wins if wins else 0.0

@@ -18,10 +18,10 @@ daily = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC", en
 )
 def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        con.execute(schema.OUTCOMES)
+        con.execute(schema.OUTCOMES).fetchall()
         n, won = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE outcome = 'won') FROM outcomes"
-        ).fetchone()
+        ).fetchall()[0]
     return dg.MaterializeResult(metadata={"dagster/row_count": n, "wins": won})
 
 
@@ -37,15 +37,15 @@ def daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
                 ) -> dg.MaterializeResult:
     day = context.partition_key
     with warehouse.connect() as con:
-        con.execute(schema.DAILY_STATS)
-        con.execute("BEGIN TRANSACTION")  # replace the partition atomically: idempotent
-        con.execute("DELETE FROM daily_stats WHERE day = ?", [day])
-        con.execute(schema.DAILY_STATS_FOR_DAY, [day])
-        con.execute("COMMIT")
+        con.execute(schema.DAILY_STATS).fetchall()
+        con.execute("BEGIN TRANSACTION").fetchall()  # replace the partition atomically: idempotent
+        con.execute("DELETE FROM daily_stats WHERE day = ?", [day]).fetchall()
+        con.execute(schema.DAILY_STATS_FOR_DAY, [day]).fetchall()
+        con.execute("COMMIT").fetchall()
         rows, req, bids, wins, spend = con.execute(
             "SELECT count(*), coalesce(sum(requests), 0), coalesce(sum(bids), 0), "
             "coalesce(sum(wins), 0), coalesce(sum(spend_usd), 0) FROM daily_stats WHERE day = ?",
-            [day]).fetchone()
+            [day]).fetchall()[0]
     return dg.MaterializeResult(metadata={
         "dagster/row_count": rows,
         "requests": req,

@@ -13,16 +13,12 @@ ingest_job = dg.define_asset_job(
 daily_stats_job = dg.define_asset_job(
     "refresh_daily_stats",
     selection=dg.AssetSelection.assets("daily_stats"),
-    partitions_def=dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC",
-                                                end_offset=1),
 )
 
 report_job = dg.define_asset_job(
     "daily_report",
     selection=dg.AssetSelection.assets("daily_stats", "daily_win_rate_report",
                                        "analyst_exports"),
-    partitions_def=dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC",
-                                                end_offset=1),
 )
 
 

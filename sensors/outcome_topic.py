@@ -40,6 +40,8 @@ def outcome_topic_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResour
     marks = topic_watermarks(kafka, kafka.topic_outcomes)
     if not marks:
         return dg.SkipReason(f"topic {kafka.topic_outcomes} not found")
+    if not any(marks.values()):
+        return dg.SkipReason(f"topic {kafka.topic_outcomes} is empty")
     cursor = json.loads(context.cursor) if context.cursor else {}
     now = time.time()
     moved = marks != cursor.get("marks")

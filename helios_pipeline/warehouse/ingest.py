@@ -47,9 +47,9 @@ class IngestResult:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in schema.RAW_TABLES.values():
-        con.execute(ddl)
-    con.execute(schema.OFFSETS)
-    con.execute(REJECTS)
+        con.execute(ddl).fetchall()
+    con.execute(schema.OFFSETS).fetchall()
+    con.execute(REJECTS).fetchall()
 
 
 def stored_offsets(con: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]:
@@ -59,8 +59,9 @@ def stored_offsets(con: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]
     return dict(got)
 
 
-def read_batch(consumer_conf: dict, topic: str, start: dict[int, int], max_messages: int,
-               idle_s: float) -> list:
+def read_batch(
+    consumer_conf: dict, topic: str, start: dict[int, int], max_messages: int, idle_s: float
+) -> list:
     """Up to ``max_messages`` from the stored positions; stops when nothing new for idle_s.
 
     The end is decided by idleness, not by the broker's high watermark (wrong on Tansu).
@@ -70,8 +71,7 @@ def read_batch(consumer_conf: dict, topic: str, start: dict[int, int], max_messa
         md = c.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:
             raise RuntimeError(f"topic {topic} does not exist")
-        c.assign([TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING))
-                  for p in md.partitions])
+        c.assign([TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING)) for p in md.partitions])
         out: list = []
         last = time.monotonic()
         while len(out) < max_messages and time.monotonic() - last < idle_s:
@@ -114,29 +114,33 @@ def ingest_topic(
             rejects.append((topic, p, off, f"{type(exc).__name__}: {exc}"[:500]))
     result.messages, result.rows, result.rejected = len(msgs), len(rows), len(rejects)
     columns = [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()]
-    con.execute("BEGIN TRANSACTION")
+    con.execute("BEGIN TRANSACTION").fetchall()
     try:
-        before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         if rows:
             batch = pa.Table.from_arrays(
                 [pa.array(list(col)) for col in zip(*rows, strict=True)], names=columns
             )
             con.register("ingest_batch", batch)
-            con.execute(f"INSERT INTO {table} SELECT * FROM ingest_batch ON CONFLICT DO NOTHING")
+            con.execute(
+                f"INSERT INTO {table} SELECT * FROM ingest_batch ON CONFLICT DO NOTHING"
+            ).fetchall()
             con.unregister("ingest_batch")
         if rejects:
-            con.executemany("INSERT INTO ingest_rejects VALUES (?, ?, ?, ?, now()) "
-                            "ON CONFLICT DO NOTHING", rejects)
+            con.executemany(
+                "INSERT INTO ingest_rejects VALUES (?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
+                rejects,
+            )
         con.executemany(
-            "INSERT INTO ingest_offsets VALUES (?, ?, ?, now()) ON CONFLICT (topic, \"partition\")"
+            'INSERT INTO ingest_offsets VALUES (?, ?, ?, now()) ON CONFLICT (topic, "partition")'
             " DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
             [(topic, p, o) for p, o in result.offsets.items()],
         )
-        result.inserted = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+        result.inserted = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
         if before_commit is not None:
             before_commit()
-        con.execute("COMMIT")
+        con.execute("COMMIT").fetchall()
     except BaseException:
-        con.execute("ROLLBACK")
+        con.execute("ROLLBACK").fetchall()
         raise
     return result

@@ -7,7 +7,7 @@ RAW_TABLES = {
         CREATE TABLE IF NOT EXISTS bid_requests (
             rid VARCHAR NOT NULL, imp_id VARCHAR NOT NULL, request_id VARCHAR,
             received_at TIMESTAMPTZ NOT NULL, media VARCHAR, bidfloor DOUBLE,
-            bidfloorcur VARCHAR, at INTEGER, site_domain VARCHAR, app_bundle VARCHAR,
+            bidfloorcur VARCHAR, auction_type INTEGER, site_domain VARCHAR, app_bundle VARCHAR,
             publisher_id VARCHAR, device_type INTEGER, country VARCHAR, user_id VARCHAR,
             PRIMARY KEY (rid, imp_id))""",
     "bid_responses": """
@@ -21,7 +21,7 @@ RAW_TABLES = {
         CREATE TABLE IF NOT EXISTS auction_outcomes (
             rid VARCHAR NOT NULL, imp_id VARCHAR NOT NULL, request_id VARCHAR,
             outcome VARCHAR NOT NULL, media VARCHAR, segment VARCHAR, enriched BOOLEAN,
-            at INTEGER, floor_usd DOUBLE, bid_price_usd DOUBLE, clearing_price_usd DOUBLE,
+            auction_type INTEGER, floor_usd DOUBLE, bid_price_usd DOUBLE, clearing_price_usd DOUBLE,
             competitor_price_usd DOUBLE, loss_reason INTEGER, nobid_reason VARCHAR,
             strategy VARCHAR, received_at TIMESTAMPTZ, bid_at TIMESTAMPTZ,
             decided_at TIMESTAMPTZ NOT NULL,
@@ -42,7 +42,7 @@ OUTCOMES = """
         o.received_at, o.bid_at, o.decided_at,
         r.site_domain, r.app_bundle, coalesce(r.site_domain, r.app_bundle, 'unknown') AS domain,
         r.publisher_id, r.device_type, r.country, coalesce(o.media, r.media) AS media,
-        o.floor_usd, r.bidfloor, r.bidfloorcur, o.at AS auction_type,
+        o.floor_usd, r.bidfloor, r.bidfloorcur, o.auction_type,
         b.bid_price_usd, b.enriched, o.segment, b.profile, b.crid,
         o.outcome, o.clearing_price_usd, o.loss_reason, o.nobid_reason, o.competitor_price_usd
     FROM auction_outcomes o
