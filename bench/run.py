@@ -39,6 +39,7 @@ def start_stack(home: Path) -> tuple[subprocess.Popen, dict, dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
     env["HELIOS_HOME"] = str(home)
     env["HELIOS_LOG_LEVEL"] = "WARNING"
+    env["HELIOS_DAGSTER"] = "false"  # measure the streaming half alone
     for var in PORTS:
         env[f"HELIOS_{var}"] = str(probes.free_port())
     home.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,11 @@ def up(
         help="Auctioneer /metrics port [HELIOS_AUCTIONEER_METRICS_PORT]")] = None,
     profile_metrics_port: Annotated[int | None, typer.Option(
         help="Profile service /metrics port [HELIOS_PROFILE_METRICS_PORT]")] = None,
+    dagster_port: Annotated[int | None, typer.Option(
+        help="Dagster UI port [HELIOS_DAGSTER_PORT]")] = None,
+    dagster: Annotated[bool | None, typer.Option(
+        "--dagster/--no-dagster", help="Also run Dagster webserver + daemon [HELIOS_DAGSTER]")
+    ] = None,
     partitions: Annotated[int | None, typer.Option(
         help="Partitions per topic [HELIOS_PARTITIONS]")] = None,
     home: Annotated[Path | None, typer.Option(help="State directory [HELIOS_HOME]")] = None,
@@ -81,7 +86,8 @@ def up(
     s = _settings(kafka_port=kafka_port, redis_port=redis_port, profile_port=profile_port,
                   gateway_port=gateway_port, bidder_metrics_port=bidder_metrics_port,
                   auctioneer_metrics_port=auctioneer_metrics_port,
-                  profile_metrics_port=profile_metrics_port, partitions=partitions, home=home)
+                  profile_metrics_port=profile_metrics_port, dagster_port=dagster_port,
+                  dagster=dagster, partitions=partitions, home=home)
     sup = Supervisor(s, log=lambda msg: console.print(f"[dim]helios up:[/] {msg}", highlight=False))
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     auctioneer_metrics_port: int = Field(9102, ge=1, le=65535)
     profile_metrics_port: int = Field(9103, ge=1, le=65535)
     dagster_port: int = Field(3000, ge=1, le=65535)
+    dagster: bool = Field(True, description="helios up also runs Dagster webserver + daemon")
 
     # --- warehouse and outputs (default: under HELIOS_HOME) ---
     warehouse_path: Path | None = Field(None, description="default HOME/warehouse.duckdb")

@@ -60,6 +60,8 @@ def endpoints(s: Settings) -> dict[str, str]:
         "auctioneer_metrics": f"http://127.0.0.1:{s.auctioneer_metrics_port}/metrics",
         "profile_metrics": f"http://127.0.0.1:{s.profile_metrics_port}/metrics",
         "gateway_metrics": f"http://127.0.0.1:{s.gateway_port}/metrics",
+        **({"dagster_ui": f"http://127.0.0.1:{s.dagster_port}"} if s.dagster else {}),
+        "warehouse": str(s.warehouse.resolve()),
     }
 
 
@@ -71,12 +73,15 @@ PORT_FLAGS = {
     "bidder_metrics_port": "bidder metrics",
     "auctioneer_metrics_port": "auctioneer metrics",
     "profile_metrics_port": "profile metrics",
+    "dagster_port": "Dagster UI",
 }
 
 
 def check_ports(s: Settings) -> None:
     seen: dict[int, str] = {}
     for attr, what in PORT_FLAGS.items():
+        if attr == "dagster_port" and not s.dagster:
+            continue
         port = getattr(s, attr)
         flag = "--" + attr.replace("_", "-")
         env = "HELIOS_" + attr.upper()
@@ -107,6 +112,10 @@ class Supervisor:
             "HELIOS_KAFKA_BOOTSTRAP": self.eps["kafka_bootstrap"],
             "HELIOS_REDIS_URL": self.eps["redis_url"],
             "HELIOS_PROFILE_ADDR": self.eps["profile_service"],
+            "HELIOS_WAREHOUSE_PATH": self.eps["warehouse"],
+            "HELIOS_REPORTS_DIR": str(self.s.reports.resolve()),
+            "HELIOS_EXPORTS_DIR": str(self.s.exports.resolve()),
+            "DAGSTER_HOME": str(self.s.dagster_home.resolve()),
         })
         for attr in PORT_FLAGS:
             env["HELIOS_" + attr.upper()] = str(getattr(self.s, attr))
@@ -137,6 +146,22 @@ class Supervisor:
                   lambda: probes.http_ok(f"http://127.0.0.1:{s.auctioneer_metrics_port}/readyz")),
             Child("gateway", [*serve, "gateway"],
                   lambda: probes.http_ok(f"http://127.0.0.1:{s.gateway_port}/readyz")),
+            *(self._dagster_children() if s.dagster else []),
+        ]
+
+    def _dagster_children(self) -> list[Child]:
+        from helios_pipeline.stack.dagster_instance import workspace_file, write_embedded_instance
+
+        write_embedded_instance(self.s.dagster_home.resolve())
+        bin_dir = Path(sys.executable).parent
+        ws = str(workspace_file())
+        port = self.s.dagster_port
+        return [
+            Child("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1",
+                                        "-p", str(port), "-w", ws],
+                  lambda: probes.http_ok(f"http://127.0.0.1:{port}/server_info")),
+            Child("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", ws],
+                  lambda: True),
         ]
 
     def _spawn(self, child: Child) -> None:

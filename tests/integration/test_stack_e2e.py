@@ -20,7 +20,8 @@ from tests.integration.servers import wait_for
 pytestmark = pytest.mark.integration
 
 PORT_VARS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT",
-             "BIDDER_METRICS_PORT", "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT")
+             "BIDDER_METRICS_PORT", "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT",
+             "DAGSTER_PORT")
 
 
 def stack_env(home: Path, **extra: str) -> dict[str, str]:
@@ -28,6 +29,7 @@ def stack_env(home: Path, **extra: str) -> dict[str, str]:
     env["HELIOS_HOME"] = str(home)
     env["HELIOS_SESSION_TIMEOUT_MS"] = "2000"
     env["HELIOS_HEARTBEAT_INTERVAL_MS"] = "200"
+    env["HELIOS_DAGSTER"] = "false"  # the streaming half; test_dagster_e2e runs the rest
     for var in PORT_VARS:
         env[f"HELIOS_{var}"] = str(probes.free_port())
     env.update(extra)
