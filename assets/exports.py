@@ -13,11 +13,11 @@ import dagster as dg
 import duckdb
 
 from assets.warehouse import daily_stats, outcomes
-from helios_pipeline.resources import DuckDBWarehouse
+from helios_pipeline.resources import DuckDBWarehouse, PathsResource
 
 
 class ExportConfig(dg.Config):
-    out_dir: str = ".helios/exports"
+    out_dir: str | None = None  # default: the `paths` resource
 
 
 def export(
@@ -45,7 +45,7 @@ def export(
         ).fetchall()[0][0]
     )
     counts = {"days": len(days), "outcomes": 0, "daily_stats": 0}
-    for day in days:
+    for done, day in enumerate(days, start=1):
         for table in ("outcomes", "daily_stats") if has_stats else ("outcomes",):
             target = out_dir / table / f"day={day}"
             target.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def export(
             ).fetchall()
             counts[table] += n
         if on_day:
-            on_day(day)
+            on_day(day, done, len(days))
     tmp = out_dir / "helios.duckdb.tmp"
     tmp.unlink(missing_ok=True)
     views = duckdb.connect(str(tmp))
@@ -76,8 +76,9 @@ def export(
     deps=[outcomes, daily_stats],
     description="Parquet per day of outcomes and daily_stats + a read-only DuckDB file",
 )
-def analyst_exports(config: ExportConfig, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    out = Path(config.out_dir)
+def analyst_exports(config: ExportConfig, warehouse: DuckDBWarehouse,
+                    paths: PathsResource) -> dg.MaterializeResult:
+    out = Path(config.out_dir or paths.exports_dir)
     with warehouse.connect(read_only=True) as con:
         counts = export(con, out)
     return dg.MaterializeResult(

@@ -13,11 +13,11 @@ from pathlib import Path
 import dagster as dg
 
 from assets.warehouse import daily, daily_stats
-from helios_pipeline.resources import DuckDBWarehouse
+from helios_pipeline.resources import DuckDBWarehouse, PathsResource
 
 
 class ReportConfig(dg.Config):
-    reports_dir: str = ".helios/reports"
+    reports_dir: str | None = None  # default: the `paths` resource
     top_rows: int = 15
 
 
@@ -63,9 +63,10 @@ def _md_table(header: list[str], rows: list[tuple]) -> str:
     description="Daily win-rate report: chart by hour, table by site and segment, CSV",
 )
 def daily_win_rate_report(context: dg.AssetExecutionContext, config: ReportConfig,
-                          warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+                          warehouse: DuckDBWarehouse, paths: PathsResource
+                          ) -> dg.MaterializeResult:
     day = context.partition_key
-    out = Path(config.reports_dir) / day
+    out = Path(config.reports_dir or paths.reports_dir) / day
     out.mkdir(parents=True, exist_ok=True)
     with warehouse.connect(read_only=True) as con:
         totals = con.execute("""SELECT coalesce(sum(requests),0), coalesce(sum(bids),0),

@@ -253,6 +253,51 @@ def print_audit(rep: dict) -> None:
     out.print(table)
 
 
+# --------------------------------------------------------------------------- export
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="Directory for Parquet files and helios.duckdb")],
+    from_: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD")] = None,
+    to: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD")] = None,
+    warehouse: Annotated[Path | None, typer.Option(
+        help="Warehouse DuckDB file [HELIOS_WAREHOUSE_PATH]")] = None,
+) -> None:
+    """Write analyst exports (Parquet per day + a read-only DuckDB file) from the warehouse."""
+    from datetime import date
+
+    import duckdb
+
+    from assets.exports import export as run_export
+    from helios_pipeline.resources import DuckDBWarehouse
+
+    for flag, value in (("--from", from_), ("--to", to)):
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise fail(f"{flag} {value!r} is not a date: use YYYY-MM-DD") from None
+    s = get_settings()
+    path = warehouse or s.warehouse
+    if not path.exists():
+        raise fail(f"no warehouse at {path}: run `make demo` or materialise the outcome "
+                   f"tables first, or pass --warehouse")
+    wh = DuckDBWarehouse(path=str(path), lock_timeout_s=30)
+    with _progress() as bar:
+        task = bar.add_task("exporting days", total=None)
+        try:
+            with wh.connect(read_only=True) as con:
+                counts = run_export(con, out, from_, to,
+                                    on_day=lambda d, n, total: bar.update(task, completed=n,
+                                                                          total=total))
+        except duckdb.CatalogException:
+            raise fail(f"{path} has no outcomes table yet: materialise `outcomes` first") \
+                from None
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"exported {counts['days']} days: {counts['outcomes']} outcome rows, "
+                  f"{counts['daily_stats']} daily_stats rows → {out} "
+                  f"(open {out / 'helios.duckdb'} read-only)")
+
+
 # ----------------------------------------------------------------------------- demo
 @app.command()
 def demo(
@@ -261,13 +306,16 @@ def demo(
     users: Annotated[int, typer.Option(min=1, help="Profiles to seed")] = 10_000,
     examples: Annotated[Path | None, typer.Option(
         help="OpenRTB examples to send first [HELIOS_EXAMPLES_DIR]")] = None,
+    keep: Annotated[bool | None, typer.Option(
+        "--keep", help="Leave the stack and Dagster UI running [HELIOS_KEEP=1]")] = None,
 ) -> None:
     """The main job on the embedded default: stack up, profiles, traffic, audit, stop."""
     from helios_pipeline.demo import run_demo
 
     s = get_settings()
     code = run_demo(s, rate=rate, duration=duration, users=users,
-                    examples=examples or s.examples_dir, console=console, out=out)
+                    examples=examples or s.examples_dir, keep=s.keep if keep is None else keep,
+                    console=console, out=out)
     raise typer.Exit(code)
 
 

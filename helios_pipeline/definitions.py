@@ -21,7 +21,12 @@ from helios_pipeline.jobs import (
     report_job,
     todays_stats_schedule,
 )
-from helios_pipeline.resources import DuckDBWarehouse, KafkaResource, RedisResource
+from helios_pipeline.resources import (
+    DuckDBWarehouse,
+    KafkaResource,
+    PathsResource,
+    RedisResource,
+)
 from sensors.outcome_topic import log_run_failures, outcome_topic_sensor
 
 defs = dg.Definitions(
@@ -43,6 +48,8 @@ defs = dg.Definitions(
         ),
         "redis": RedisResource(url=dg.EnvVar("HELIOS_REDIS_URL")),
         "warehouse": DuckDBWarehouse(path=dg.EnvVar("HELIOS_WAREHOUSE_PATH")),
+        "paths": PathsResource(reports_dir=dg.EnvVar("HELIOS_REPORTS_DIR"),
+                               exports_dir=dg.EnvVar("HELIOS_EXPORTS_DIR")),
     },
     executor=dg.in_process_executor,  # one DuckDB writer per run, in step with the pool
 )

@@ -1,9 +1,11 @@
 """``make demo``: the platform's main job on the embedded default, start to finish.
 
-Starts ``helios up`` as a child process, seeds profiles, sends the shared OpenRTB examples
-and synthetic traffic, waits for the pipeline to drain, prints the audit and a KPI summary,
-and stops everything. Exit code 0 only if every example was accepted and the audit shows
-nothing missing and nothing duplicated.
+Starts ``helios up`` (broker, Redis, services, Dagster webserver and daemon), materialises
+``user_profiles`` through Dagster, sends the shared OpenRTB examples and synthetic traffic,
+audits the streams, waits for the sensor-driven ingest to bring every outcome into the
+warehouse, materialises today's ``daily_stats``, the report and the exports through
+Dagster, prints a summary and stops everything (unless asked to keep the UI running).
+Exit code 0 only if every step succeeded and nothing is missing or duplicated.
 """
 
 from __future__ import annotations
@@ -13,14 +15,21 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 from rich.console import Console
 from rich.table import Table
 
 from helios_pipeline.settings import Settings
 from helios_pipeline.stack.supervisor import read_stack
+
+
+class DemoError(RuntimeError):
+    pass
 
 
 def _start_stack(s: Settings, console: Console) -> tuple[subprocess.Popen, dict]:
@@ -31,18 +40,18 @@ def _start_stack(s: Settings, console: Console) -> tuple[subprocess.Popen, dict]
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=dict(os.environ))
     log.close()
-    with console.status("starting the stack (broker, Redis, services)…"):
-        deadline = time.monotonic() + 120
+    with console.status("starting the stack (broker, Redis, services, Dagster)…"):
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             state = read_stack(s.home)
             if state and state.get("status") == "ready":
                 return proc, state
             if proc.poll() is not None:
                 tail = (s.home / "up.log").read_text(errors="replace").strip().splitlines()
-                raise RuntimeError(tail[-1] if tail else f"helios up exited {proc.returncode}")
+                raise DemoError(tail[-1] if tail else f"helios up exited {proc.returncode}")
             time.sleep(0.2)
     proc.terminate()
-    raise RuntimeError(f"the stack did not become ready within 120 s; see {s.home / 'up.log'}")
+    raise DemoError(f"the stack did not become ready within 180 s; see {s.home / 'up.log'}")
 
 
 def _stop_stack(proc: subprocess.Popen, console: Console) -> None:
@@ -50,69 +59,147 @@ def _stop_stack(proc: subprocess.Popen, console: Console) -> None:
         with console.status("stopping the stack…"):
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(90)
+                proc.wait(120)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
 
 
-def run_demo(s: Settings, *, rate: float, duration: float, users: int, examples: Path,
-             console: Console, out: Console) -> int:
-    from helios_pipeline.audit import Auditor
-    from helios_pipeline.cli import _progress, print_audit
-    from helios_pipeline.loadgen import Traffic, run_load, send_files
-    from ingest_services.profiles import store
-    from ingest_services.profiles.seed import load_into_redis
+def outcome_rows(warehouse: Path) -> int | None:
+    """Rows in ``outcomes`` now, or None while a run holds the write lock / no table yet."""
+    if not warehouse.exists():
+        return 0
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return con.execute("SELECT count(*) FROM outcomes").fetchall()[0][0]
+    except duckdb.CatalogException:
+        return 0
+    finally:
+        con.close()
 
+
+class FirstRowWatch(threading.Thread):
+    """Notes when the first row lands in ``outcomes`` (the demo's 'time to first row')."""
+
+    def __init__(self, warehouse: Path, t0: float) -> None:
+        super().__init__(daemon=True)
+        self.warehouse, self.t0 = warehouse, t0
+        self.seconds: float | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            if (outcome_rows(self.warehouse) or 0) > 0:
+                self.seconds = time.monotonic() - self.t0
+                return
+
+
+def run_demo(s: Settings, *, rate: float, duration: float, users: int, examples: Path,
+             keep: bool, console: Console, out: Console) -> int:
     files = sorted(examples.glob("*.json"))
     if not files:
         console.print(f"[bold red]error:[/] no OpenRTB examples in {examples}: "
                       f"set HELIOS_EXAMPLES_DIR or pass --examples")
         return 2
+    t0 = time.monotonic()
     try:
         proc, state = _start_stack(s, console)
-    except RuntimeError as exc:
+    except DemoError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 1
-    eps = state["endpoints"]
     try:
-        console.print(f"stack ready: gateway {eps['gateway_url']}, "
-                      f"kafka {eps['kafka_bootstrap']} (stack.json: {s.stack_file})")
-        with _progress() as bar:
-            task = bar.add_task("seeding profiles", total=users)
-            load_into_redis(store.connect(eps["redis_url"]), users, seed=7,
-                            on_batch=lambda k: bar.advance(task, k))
-        statuses = asyncio.run(send_files(eps["gateway_url"], files))
-        accepted_examples = statuses.get("202", 0)
-        console.print(f"shared examples: {accepted_examples}/{len(files)} accepted")
-        for k in statuses:
-            if ":" in k:
-                console.print(f"  [red]rejected[/] {k}")
-        with _progress() as bar:
-            task = bar.add_task(f"synthetic traffic @ {rate:g}/s", total=int(rate * duration))
-            load = asyncio.run(run_load(eps["gateway_url"], rate, duration,
-                                        Traffic(users, seed=1, corpus=[]),
-                                        progress=lambda d, t: bar.update(task, completed=d)))
-        console.print(f"load: {load.accepted} accepted, {load.rejected} rejected, "
-                      f"{load.errors} errors, p99 {load.latency_ms.get('p99', 0):.1f} ms")
-        auditor = Auditor(s.model_copy(update={"kafka_bootstrap": eps["kafka_bootstrap"]}))
-        with console.status("waiting for the pipeline to drain…"):
-            rep = auditor.drain(wait_s=120)
-        auditor.close()
+        return _run(s, state, files, rate, duration, users, console, out, t0)
+    except DemoError as exc:
+        console.print(f"[bold red]demo failed:[/] {exc}", highlight=False, soft_wrap=True)
+        return 1
     finally:
-        _stop_stack(proc, console)
+        if keep:
+            console.print(f"stack left running (--keep): Dagster UI "
+                          f"{state['endpoints'].get('dagster_ui')}; stop it with "
+                          f"`kill {proc.pid}`")
+        else:
+            _stop_stack(proc, console)
+
+
+def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: float,
+         users: int, console: Console, out: Console, t0: float) -> int:
+    from helios_pipeline.audit import Auditor
+    from helios_pipeline.cli import _progress, print_audit
+    from helios_pipeline.dagster_client import DagsterClient
+    from helios_pipeline.loadgen import Traffic, run_load, send_files
+
+    eps = state["endpoints"]
+    warehouse = Path(eps["warehouse"])
+    console.print(f"stack ready in {time.monotonic() - t0:.0f} s: gateway {eps['gateway_url']}"
+                  f", Dagster UI {eps['dagster_ui']} (stack.json: {s.stack_file})")
+    dagster = DagsterClient(eps["dagster_ui"])
+    with console.status("loading the Dagster code location…"):
+        location = dagster.wait_for_location()
+    with console.status(f"materialising user_profiles ({users:,} users) through Dagster…"):
+        run_id = dagster.launch(location, "__ASSET_JOB", assets=[["user_profiles"]],
+                                run_config={"ops": {"user_profiles": {
+                                    "config": {"users": users, "seed": 7}}}})
+        if (status := dagster.wait(run_id)) != "SUCCESS":
+            raise DemoError(f"user_profiles run {run_id} ended {status}; see the Dagster UI")
+    console.print(f"user_profiles: {users:,} profiles in DuckDB and Redis (run {run_id[:8]})")
+
+    watch = FirstRowWatch(warehouse, t0)
+    watch.start()
+    statuses = asyncio.run(send_files(eps["gateway_url"], files))
+    accepted_examples = statuses.get("202", 0)
+    console.print(f"shared examples: {accepted_examples}/{len(files)} accepted")
+    for k in statuses:
+        if ":" in k:
+            console.print(f"  [red]rejected[/] {k}")
+    with _progress() as bar:
+        task = bar.add_task(f"synthetic traffic @ {rate:g}/s", total=int(rate * duration))
+        load = asyncio.run(run_load(eps["gateway_url"], rate, duration,
+                                    Traffic(users, seed=1, corpus=[]),
+                                    progress=lambda d, t: bar.update(task, completed=d)))
+    console.print(f"load: {load.accepted:,} accepted, {load.rejected} rejected, "
+                  f"{load.errors} errors, p99 {load.latency_ms.get('p99', 0):.1f} ms")
+    auditor = Auditor(s.model_copy(update={"kafka_bootstrap": eps["kafka_bootstrap"]}))
+    with console.status("auditing the streams until the pipeline drains…"):
+        rep = auditor.drain(wait_s=120)
+    auditor.close()
+    total = rep["outcomes"]["total"]
+    with console.status(f"waiting for the sensor-driven ingest ({total:,} outcomes)…"):
+        deadline = time.monotonic() + 300
+        while (outcome_rows(warehouse) or 0) < total and time.monotonic() < deadline:
+            time.sleep(2)
+    in_table = outcome_rows(warehouse)
+    watch.stop.set()
+    if in_table != total:
+        raise DemoError(f"outcomes has {in_table} rows, the stream {total}: the ingest did not "
+                        f"catch up within 300 s (see runs in {eps['dagster_ui']})")
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    with console.status(f"materialising daily_stats, the report and exports for {day}…"):
+        run_id = dagster.launch(location, "daily_report", tags={"dagster/partition": day})
+        if (status := dagster.wait(run_id)) != "SUCCESS":
+            raise DemoError(f"daily_report run {run_id} ended {status}; see the Dagster UI")
+
     print_audit(rep)
     k = rep["kpis"]
     summary = Table(title="Helios demo summary")
-    summary.add_column("KPI")
+    summary.add_column("")
     summary.add_column("value", justify="right")
-    summary.add_row("requests", str(rep["accepted"]))
-    summary.add_row("imps", str(rep["imps"]))
-    summary.add_row("bids", str(k["bids"]))
-    summary.add_row("wins", str(k["wins"]))
-    summary.add_row("win rate", f"{k['win_rate']:.2%}" if k["win_rate"] is not None else "–")
-    summary.add_row("spend (USD)", f"{k['spend_usd']:.4f}")
-    summary.add_row("eCPM (USD)", f"{k['ecpm_usd']:.4f}" if k["ecpm_usd"] else "–")
+    rows = [
+        ("requests accepted", f"{rep['accepted']:,}"), ("imps", f"{rep['imps']:,}"),
+        ("bids", f"{k['bids']:,}"), ("wins", f"{k['wins']:,}"),
+        ("win rate", f"{k['win_rate']:.2%}" if k["win_rate"] is not None else "n/a"),
+        ("spend (USD)", f"{k['spend_usd']:.4f}"),
+        ("eCPM (USD)", f"{k['ecpm_usd']:.4f}" if k["ecpm_usd"] else "n/a"),
+        ("rows in outcomes", f"{in_table:,}"),
+        ("first row in outcomes after", f"{watch.seconds:.0f} s" if watch.seconds else "n/a"),
+        ("report", str(s.reports.resolve() / day / "report.html")),
+        ("exports", str(s.exports.resolve() / "helios.duckdb")),
+        ("Dagster UI", eps["dagster_ui"]),
+    ]
+    for row in rows:
+        summary.add_row(*row)
     out.print(summary)
     ok = (accepted_examples == len(files) and rep["missing"] == 0 and rep["duplicated"] == 0
           and rep["drained"])

@@ -60,3 +60,10 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+
+class PathsResource(dg.ConfigurableResource):
+    """Where reports and analyst exports are written (HELIOS_REPORTS_DIR / _EXPORTS_DIR)."""
+
+    reports_dir: str
+    exports_dir: str

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".helios"), description="State directory: stack.json, logs, data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    keep: bool = Field(False, description="`helios demo` leaves the stack running")
     examples_dir: Path = Field(
         Path("../shared/openrtb-examples/valid"), description="OpenRTB fixtures the demo sends"
     )

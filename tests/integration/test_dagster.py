@@ -19,7 +19,12 @@ from assets.report import daily_win_rate_report
 from assets.warehouse import daily_stats, outcomes
 from helios_pipeline.definitions import defs
 from helios_pipeline.jobs import daily_report_schedule
-from helios_pipeline.resources import DuckDBWarehouse, KafkaResource, RedisResource
+from helios_pipeline.resources import (
+    DuckDBWarehouse,
+    KafkaResource,
+    PathsResource,
+    RedisResource,
+)
 from helios_pipeline.synth import make_request
 from helios_pipeline.warehouse.ingest import ingest_topic
 from ingest_services.profiles import store
@@ -40,6 +45,8 @@ def resources(settings, db: Path) -> dict:
                                topic_outcomes=settings.topic_outcomes),
         "redis": RedisResource(url=settings.redis_url),
         "warehouse": DuckDBWarehouse(path=str(db)),
+        "paths": PathsResource(reports_dir=str(db.parent / "reports"),
+                               exports_dir=str(db.parent / "exports")),
     }
 
 
@@ -145,9 +152,7 @@ def test_full_graph_ingests_exactly_once_and_builds_stats_report_and_exports(
     assert md["win_rate_by_hour"].value.startswith("![win rate by hour](data:image/png;base64,")
 
     res = dg.materialize([outcomes, daily_stats, analyst_exports], resources=rs,
-                         selection=[analyst_exports],
-                         run_config={"ops": {"analyst_exports": {"config": {
-                             "out_dir": str(exports)}}}})
+                         selection=[analyst_exports])  # to the `paths` resource's exports_dir
     assert res.success
     assert (exports / "outcomes" / f"day={day}" / "data.parquet").exists()
     analyst = duckdb.connect(str(exports / "helios.duckdb"), read_only=True)
