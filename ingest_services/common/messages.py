@@ -7,8 +7,9 @@ and event timestamps in epoch milliseconds. The Kafka key is always ``rid``.
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 
 import orjson
 
@@ -26,9 +27,23 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_rid_prefix = os.urandom(8).hex()
+_rid_counter = itertools.count()
+
+
+def _reseed_rids() -> None:
+    global _rid_prefix, _rid_counter
+    _rid_prefix = os.urandom(8).hex()
+    _rid_counter = itertools.count()
+
+
+os.register_at_fork(after_in_child=_reseed_rids)  # a forked worker must not reuse ids
+
+
 def new_rid() -> str:
-    """A unique id for one accepted request (32 hex chars)."""
-    return uuid.uuid4().hex
+    """A unique id for one accepted request: a random per-process prefix and a counter
+    (32 hex chars), an order of magnitude cheaper than uuid4 on the gateway's hot path."""
+    return f"{_rid_prefix}{next(_rid_counter):016x}"
 
 
 def encode_request(rid: str, raw: bytes, imp_ids: list[str], received_at: int) -> bytes:

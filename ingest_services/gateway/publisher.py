@@ -1,8 +1,10 @@
 """Publishes accepted requests and hands the broker's acknowledgement back to asyncio.
 
-librdkafka fires delivery callbacks from ``poll()``; a dedicated thread polls and resolves
-the waiting coroutine's future, so a request is answered ``202`` only once the broker has
-acknowledged it (``acks=all``). A full local queue raises :class:`QueueFull` at once.
+librdkafka fires delivery callbacks from ``poll()``; a dedicated thread polls, collects the
+acknowledgements of that poll and wakes the event loop once to resolve all their futures,
+so a request is answered ``202`` only once the broker has acknowledged it (``acks=all``)
+without one cross-thread wake-up per message. A full local queue raises
+:class:`QueueFull` at once.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from functools import partial
 
 from confluent_kafka import KafkaError, Producer
@@ -61,6 +64,8 @@ class Publisher:
         self.producer = Producer(conf)
         self.topic = settings.topic_requests
         self.last_error: str | None = None
+        self._acks: deque[tuple[asyncio.Future, KafkaError | None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._thread.start()
@@ -71,17 +76,26 @@ class Publisher:
     def _poll(self) -> None:
         while not self._stop.is_set():
             self.producer.poll(0.05)
+            if self._acks and self._loop is not None:  # one wake-up for this poll's acks
+                self._loop.call_soon_threadsafe(self._resolve_acks)
+
+    def _acked(self, fut: asyncio.Future, err: KafkaError | None, _msg: object) -> None:
+        self._acks.append((fut, err))  # poll thread: just note it
+
+    def _resolve_acks(self) -> None:  # event loop
+        acks = self._acks
+        while acks:
+            fut, err = acks.popleft()
+            if not fut.done():
+                fut.set_result(err)
 
     async def publish(self, key: str, value: bytes) -> KafkaError | None:
         """Produce one message and wait for its ack; returns the delivery error, if any."""
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-
-        def on_delivery(err: KafkaError | None, _msg: object) -> None:
-            loop.call_soon_threadsafe(_resolve, fut, err)
-
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        fut = self._loop.create_future()
         try:
-            self.producer.produce(self.topic, value, key, on_delivery=on_delivery)
+            self.producer.produce(self.topic, value, key, on_delivery=partial(self._acked, fut))
         except BufferError:
             raise QueueFull from None
         return await fut

@@ -62,3 +62,17 @@ def test_new_rid_unique_hex():
     rids = {m.new_rid() for _ in range(100)}
     assert len(rids) == 100
     assert all(len(r) == 32 and int(r, 16) >= 0 for r in rids)
+
+
+def test_new_rid_differs_in_a_forked_worker():
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its first rid and leave at once
+        os.write(write, m.new_rid().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    parent = m.new_rid()
+    assert len(child) == 32 and child[:16] != parent[:16]

@@ -1,0 +1,164 @@
+"""What the gateway does with a body, independent of the web framework.
+
+Both entry points (the FastAPI routes, which carry the OpenAPI contract, and the ASGI fast
+path that serves the hot ``POST /bid`` and ``/bids``) call these functions, so there is one
+implementation of validation, publishing and the status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import orjson
+from prometheus_client import Counter, Histogram
+
+from helios_pipeline.settings import Settings
+from ingest_services.common import messages as m
+from ingest_services.common.metrics import PUBLISH_ERRORS
+from ingest_services.gateway.publisher import BatchAck, Publisher, QueueFull
+from ingest_services.gateway.validation import validate_bid_request
+
+REQUESTS = Counter(
+    "bid_requests_total", "Bid requests received",
+    ["status"],  # accepted | rejected | too_large | unavailable
+)
+LATENCY = Histogram(
+    "gateway_request_duration_seconds", "Time to answer, including the broker ack",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+ACCEPTED = REQUESTS.labels("accepted")
+REJECTED = REQUESTS.labels("rejected")
+TOO_LARGE = REQUESTS.labels("too_large")
+UNAVAILABLE = REQUESTS.labels("unavailable")
+RETRY_AFTER = {"Retry-After": "1"}
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: dict
+    headers: dict[str, str] | None = None
+
+
+def error(status: int, error: str, field: str | None = None, reason: str | None = None,
+          violations: list[dict] | None = None, headers: dict | None = None) -> Reply:
+    body: dict = {"error": error}
+    if field is not None:
+        body["field"] = field
+    if reason is not None:
+        body["reason"] = reason
+    if violations:
+        body["violations"] = violations
+    return Reply(status, body, headers)
+
+
+def check(raw: bytes) -> tuple[dict | None, list[dict]]:
+    """Parse and validate one request: (request, []) or (None, violations)."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return None, [{"field": "", "reason": f"body is not valid JSON: {exc}"}]
+    violations = validate_bid_request(obj)
+    if violations:
+        return None, [v.to_dict() for v in violations]
+    return obj, []
+
+
+class GatewayCore:
+    def __init__(self, settings: Settings, publisher: Publisher) -> None:
+        self.s = settings
+        self.publisher = publisher
+        self.bid_limit = settings.gateway_max_body_bytes
+        self.batch_limit = settings.gateway_max_body_bytes * 64
+
+    async def bid(self, raw: bytes | None) -> Reply:
+        started = time.perf_counter()
+        try:
+            return await self._bid(raw)
+        finally:
+            LATENCY.labels("/bid").observe(time.perf_counter() - started)
+
+    async def _bid(self, raw: bytes | None) -> Reply:
+        if raw is None:
+            TOO_LARGE.inc()
+            return error(413, "body too large", reason=f"limit is {self.bid_limit} bytes")
+        obj, violations = check(raw)
+        if obj is None:
+            REJECTED.inc()
+            first = violations[0]
+            return error(400, "invalid bid request", first["field"], first["reason"],
+                         violations)
+        rid = m.new_rid()
+        value = m.encode_request(rid, raw, [i["id"] for i in obj["imp"]], m.now_ms())
+        try:
+            # a guard only: librdkafka reports every message by message.timeout.ms
+            async with asyncio.timeout(self.s.gateway_ack_timeout_s + 1):
+                err = await self.publisher.publish(rid, value)
+        except QueueFull:
+            err = "producer queue full"
+        except TimeoutError:
+            err = "broker did not acknowledge in time"
+        if err is not None:
+            PUBLISH_ERRORS.inc()
+            UNAVAILABLE.inc()
+            return error(503, "broker unavailable", reason=str(err), headers=RETRY_AFTER)
+        ACCEPTED.inc()
+        return Reply(202, {"id": obj["id"], "status": "accepted", "rid": rid})
+
+    async def bids(self, raw: bytes | None) -> Reply:
+        started = time.perf_counter()
+        try:
+            return await self._bids(raw)
+        finally:
+            LATENCY.labels("/bids").observe(time.perf_counter() - started)
+
+    async def _bids(self, raw: bytes | None) -> Reply:
+        if raw is None:
+            return error(413, "body too large", reason=f"limit is {self.batch_limit} bytes")
+        batch = BatchAck(asyncio.get_running_loop())
+        rejected: list[dict] = []
+        failed: dict[int, str] = {}
+        accepted_lines: list[int] = []
+        now = m.now_ms()
+        for lineno, line in enumerate(raw.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            obj, violations = check(line)
+            if obj is None:
+                rejected.append({"line": lineno, **violations[0]})
+                continue
+            rid = m.new_rid()
+            value = m.encode_request(rid, line, [i["id"] for i in obj["imp"]], now)
+            for attempt in range(50):  # queue full: back off briefly, then give up
+                try:
+                    self.publisher.produce_line(rid, value, batch, lineno)
+                    accepted_lines.append(lineno)
+                    break
+                except QueueFull:
+                    if attempt == 49:
+                        failed[lineno] = "producer queue full"
+                    await asyncio.sleep(0.01)
+        batch.close()
+        try:
+            await asyncio.wait_for(batch.future, self.s.gateway_ack_timeout_s + 1)
+        except TimeoutError:
+            for ln in accepted_lines:
+                batch.failed.setdefault(ln, "broker did not acknowledge in time")
+        failed.update({k: v for k, v in batch.failed.items() if k >= 0})
+        n_ok = len(accepted_lines) - len([k for k in batch.failed if k >= 0])
+        ACCEPTED.inc(n_ok)
+        REJECTED.inc(len(rejected))
+        UNAVAILABLE.inc(len(failed))
+        if failed:
+            PUBLISH_ERRORS.inc(len(failed))
+        body = {
+            "accepted": n_ok,
+            "rejected": rejected,
+            "failed": [{"line": k, "reason": v} for k, v in sorted(failed.items())],
+        }
+        if failed and n_ok == 0:
+            return Reply(503, body, RETRY_AFTER)
+        return Reply(200, body)
