@@ -41,6 +41,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import psutil
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from rich.console import Console
@@ -677,6 +678,38 @@ def report_rows(res: dict) -> list[tuple[str, str, str, str]]:
     return out
 
 
+class CpuShare:
+    """CPU seconds other processes used while a stage ran (the machine is shared).
+
+    System busy time minus this process and the servers it started; a large share means
+    the stage's figure and its ceiling were measured under contention.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self.procs = [psutil.Process(), *(psutil.Process(p) for p in pids)]
+        self.start = self._snap()
+        self.t0 = time.monotonic()
+
+    def _snap(self) -> tuple[float, float]:
+        c = psutil.cpu_times()
+        busy = sum(c) - c.idle - getattr(c, "iowait", 0.0)
+        own = 0.0
+        for proc in self.procs:
+            try:
+                own += sum(proc.cpu_times()[:2])
+            except psutil.Error:
+                continue
+        return busy, own
+
+    def done(self) -> dict:
+        busy, own = self._snap()
+        wall = time.monotonic() - self.t0
+        other = max(0.0, (busy - self.start[0]) - (own - self.start[1]))
+        cores = psutil.cpu_count() or 1
+        return {"wall_s": wall, "own_cpu_s": own - self.start[1], "other_cpu_s": other,
+                "other_share_of_machine": other / (wall * cores) if wall else 0.0}
+
+
 def start_servers(work: Path) -> list[Server]:
     servers = [start_tansu(work)]
     try:
@@ -706,13 +739,22 @@ def main() -> None:
                   f"{redis_srv.proc.pid} on 127.0.0.1:{redis_srv.port}; scratch {work}")
     s = load_settings(kafka_bootstrap=f"127.0.0.1:{tansu.port}",
                       redis_url=f"redis://127.0.0.1:{redis_srv.port}/0", linger_ms=50)
+    pids = [tansu.proc.pid, redis_srv.proc.pid]
+    contention: dict[str, dict] = {}
+    results["contention"] = contention
     try:
         if "ingest" not in args.skip:
+            cpu = CpuShare(pids)
             results["ingest"] = stage_ingest(s, work, args.rows)
+            contention["ingest"] = cpu.done()
         if "stats" not in args.skip:
+            cpu = CpuShare(pids)
             results["daily_stats"] = stage_daily_stats(work, args.stats_rows)
+            contention["daily_stats"] = cpu.done()
         if "profiles" not in args.skip:
+            cpu = CpuShare(pids)
             results["profiles"] = stage_profiles(redis_srv.port, work, args.profiles)
+            contention["profiles"] = cpu.done()
     finally:
         for srv in servers:
             srv.stop()
@@ -727,6 +769,10 @@ def main() -> None:
     for row in report_rows(results):
         table.add_row(*row)
     console.print(table)
+    console.print(f"{psutil.cpu_count()} cores; CPU used by other processes during each stage: "
+                  + ", ".join(f"{k} {v['other_cpu_s']:.0f} CPU-s "
+                              f"({v['other_share_of_machine']:.0%} of the machine)"
+                              for k, v in contention.items()))
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
     (out / "warehouse.json").write_text(json.dumps(results, indent=2, default=str))

@@ -13,11 +13,13 @@ import assets.ingest
 import assets.profiles
 import assets.report
 import assets.warehouse
-from assets.streams import topic_specs
+from assets.streams import observe_topics
 from helios_pipeline.jobs import (
     daily_report_schedule,
     daily_stats_job,
     ingest_job,
+    observe_topics_job,
+    observe_topics_schedule,
     report_job,
     todays_stats_schedule,
 )
@@ -31,13 +33,13 @@ from sensors.outcome_topic import log_run_failures, outcome_topic_sensor
 
 defs = dg.Definitions(
     assets=[
-        *topic_specs,
+        observe_topics,
         *dg.load_assets_from_modules([assets.profiles, assets.ingest, assets.warehouse,
                                       assets.report, assets.exports]),
     ],
     asset_checks=dg.load_asset_checks_from_modules([assets.checks]),
-    jobs=[ingest_job, daily_stats_job, report_job],
-    schedules=[daily_report_schedule, todays_stats_schedule],
+    jobs=[ingest_job, daily_stats_job, report_job, observe_topics_job],
+    schedules=[daily_report_schedule, todays_stats_schedule, observe_topics_schedule],
     sensors=[outcome_topic_sensor, log_run_failures],
     resources={
         "kafka": KafkaResource(

@@ -39,3 +39,17 @@ def todays_stats_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReques
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
     stamp = context.scheduled_execution_time.strftime("%H%M")
     return dg.RunRequest(run_key=f"stats-{day}-{stamp}", partition_key=day)
+
+
+observe_topics_job = dg.define_asset_job(
+    "observe_topics",
+    selection=dg.AssetSelection.key_prefixes(["topics"], include_sources=True),
+    description="Record end offsets and consumer lag of the topics",
+)
+
+
+@dg.schedule(job=observe_topics_job, cron_schedule="*/5 * * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def observe_topics_schedule():
+    """Topic offsets and lag on the asset pages, every 5 minutes."""
+    return dg.RunRequest()

@@ -89,7 +89,8 @@ def test_definitions_load_with_every_asset_check_sensor_and_schedule():
                       "daily_stats_reconcile"}
     assert {s.name for s in repo.sensor_defs} == {"outcome_topic_sensor", "log_run_failures"}
     assert {s.name for s in repo.schedule_defs} == {"daily_report_schedule",
-                                                    "todays_stats_schedule"}
+                                                    "todays_stats_schedule",
+                                                    "observe_topics_schedule"}
     upstream = repo.asset_graph.get(dg.AssetKey("auction_outcomes")).parent_keys
     assert dg.AssetKey(["topics", "auction_outcomes"]) in upstream  # lineage from the stream
 
@@ -245,3 +246,32 @@ def test_daily_report_schedule_targets_yesterday():
         scheduled_execution_time=datetime(2026, 11, 21, 0, 15, tzinfo=UTC))
     req = daily_report_schedule(ctx)
     assert req.partition_key == "2026-11-20" and req.run_key == "report-2026-11-20"
+
+
+def test_topic_observation_reports_offsets_and_consumer_lag(settings, examples):
+    from assets.streams import observe_topics
+    from helios_pipeline.jobs import observe_topics_job
+
+    reqs = envelopes([f.read_bytes() for f in examples[:5]])
+    produce(settings, "bid_requests", [(rid, v) for rid, v, _ in reqs])
+    # the observation reads the default topic names; give it the session broker only
+    kafka = KafkaResource(bootstrap_servers=settings.kafka_bootstrap)
+    from ingest_services.common.kafka import ensure_topics
+
+    ensure_topics(settings.model_copy(update={"topic_requests": "bid_requests",
+                                              "topic_responses": "bid_responses",
+                                              "topic_outcomes": "auction_outcomes"}))
+    job = dg.Definitions(assets=[observe_topics], jobs=[observe_topics_job],
+                         resources={"kafka": kafka}).resolve_job_def("observe_topics")
+    result = job.execute_in_process()
+    assert result.success
+    obs = {e.asset_key.to_user_string(): e.event_specific_data.asset_observation.metadata
+           for e in result.get_asset_observation_events()}
+    assert set(obs) == {"topics/bid_requests", "topics/bid_responses",
+                        "topics/auction_outcomes", "topics/bid_requests_dlq",
+                        "topics/bid_responses_dlq"}
+    req = obs["topics/bid_requests"]
+    assert req["exists"].value is True
+    assert req["messages_approx"].value >= 1  # Tansu: a lower bound, never above the truth
+    assert req["messages_approx"].value <= len(reqs) * 10
+    assert req["consumer_lag_approx"].value >= 1  # nothing consumed by helios-bidder here
