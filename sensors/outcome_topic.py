@@ -34,7 +34,7 @@ def topic_watermarks(kafka: KafkaResource, topic: str) -> dict[str, int]:
         c.close()
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=15,
+@dg.sensor(job=ingest_job, minimum_interval_seconds=5,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def outcome_topic_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource):
     marks = topic_watermarks(kafka, kafka.topic_outcomes)

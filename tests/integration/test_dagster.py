@@ -275,3 +275,18 @@ def test_topic_observation_reports_offsets_and_consumer_lag(settings, examples):
     assert req["messages_approx"].value >= 1  # Tansu: a lower bound, never above the truth
     assert req["messages_approx"].value <= len(reqs) * 10
     assert req["consumer_lag_approx"].value >= 1  # nothing consumed by helios-bidder here
+
+
+def test_poison_on_the_outcome_topic_is_recorded_once_and_ingest_moves_on(settings, tmp_path):
+    good = {"v": 1, "rid": "r1", "request_id": "q1", "imp_id": "1", "outcome": "nobid",
+            "nobid_reason": "below_floor", "decided_at": 1_790_000_000_000,
+            "received_at": 1_790_000_000_000}
+    produce(settings, settings.topic_outcomes,
+            [("poison", b"\x00 not json"), ("r1", orjson.dumps(good))])
+    db = tmp_path / "wh.duckdb"
+    for _ in range(2):  # a rerun neither re-reads nor re-records anything
+        assert dg.materialize([raw_auction_outcomes], resources=resources(settings, db)).success
+    assert q(db, "SELECT rid, outcome FROM auction_outcomes") == [("r1", "nobid")]
+    rejects = q(db, "SELECT topic, reason FROM ingest_rejects")
+    assert len(rejects) == 1 and rejects[0][0] == settings.topic_outcomes
+    assert "JSONDecodeError" in rejects[0][1]
