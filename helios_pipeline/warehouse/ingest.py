@@ -18,8 +18,7 @@ import duckdb
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from helios_pipeline.warehouse import rows as r
-from helios_pipeline.warehouse import schema
+from helios_pipeline.warehouse import schema, transforms
 
 REJECTS = """
     CREATE TABLE IF NOT EXISTS ingest_rejects (
@@ -27,19 +26,11 @@ REJECTS = """
         reason VARCHAR NOT NULL, rejected_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         PRIMARY KEY (topic, "partition", "offset"))"""
 
-ROW_BUILDERS: dict[str, Callable[[bytes], list[tuple]]] = {
-    "bid_requests": r.request_rows,
-    "bid_responses": r.response_rows,
-    "auction_outcomes": r.outcome_rows,
-}
-
-
 @dataclass
 class IngestResult:
     topic: str
     table: str
     messages: int = 0
-    rows: int = 0
     inserted: int = 0
     rejected: int = 0
     offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset
@@ -102,45 +93,38 @@ def ingest_topic(
     msgs = read_batch(consumer_conf, topic, stored_offsets(con, topic), max_messages, idle_s)
     if not msgs:
         return result
-    to_rows = ROW_BUILDERS[table]
-    rows: list[tuple] = []
-    rejects: list[tuple] = []
-    for msg in msgs:
-        p, off = msg.partition(), msg.offset()
-        result.offsets[p] = max(result.offsets.get(p, -1), off + 1)
-        try:
-            rows.extend(to_rows(msg.value()))
-        except Exception as exc:  # an unreadable message is recorded, not fatal
-            rejects.append((topic, p, off, f"{type(exc).__name__}: {exc}"[:500]))
-    result.messages, result.rows, result.rejected = len(msgs), len(rows), len(rejects)
-    columns = [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()]
+    # Only the bytes cross into DuckDB; parsing happens there (transforms.py).
+    batch = pa.table({
+        "partition": pa.array([m.partition() for m in msgs], pa.int32()),
+        "offset": pa.array([m.offset() for m in msgs], pa.int64()),
+        "value": pa.array([m.value() for m in msgs], pa.binary()),
+    })
+    result.messages = len(msgs)
+    con.register("ingest_batch", batch)
     con.execute("BEGIN TRANSACTION").fetchall()
     try:
+        con.execute(transforms.PARSE[table]).fetchall()
         before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-        if rows:
-            batch = pa.Table.from_arrays(
-                [pa.array(list(col)) for col in zip(*rows, strict=True)], names=columns
-            )
-            con.register("ingest_batch", batch)
-            con.execute(
-                f"INSERT INTO {table} SELECT * FROM ingest_batch ON CONFLICT DO NOTHING"
-            ).fetchall()
-            con.unregister("ingest_batch")
-        if rejects:
-            con.executemany(
-                "INSERT INTO ingest_rejects VALUES (?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
-                rejects,
-            )
-        con.executemany(
-            'INSERT INTO ingest_offsets VALUES (?, ?, ?, now()) ON CONFLICT (topic, "partition")'
-            " DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
-            [(topic, p, o) for p, o in result.offsets.items()],
-        )
+        con.execute(f"INSERT INTO {table} {transforms.ROWS[table]} ON CONFLICT DO NOTHING"
+                    ).fetchall()
         result.inserted = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
+        result.rejected = con.execute(
+            "INSERT INTO ingest_rejects SELECT ?, \"partition\", \"offset\", reason, now() "
+            "FROM parsed WHERE NOT ok ON CONFLICT DO NOTHING", [topic]).fetchall()[0][0]
+        offsets = con.execute(
+            "SELECT \"partition\", max(\"offset\") + 1 FROM ingest_batch GROUP BY 1").fetchall()
+        result.offsets = dict(offsets)
+        con.executemany(
+            "INSERT INTO ingest_offsets VALUES (?, ?, ?, now()) ON CONFLICT (topic, \"partition\")"
+            " DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
+            [(topic, p, o) for p, o in offsets],
+        )
         if before_commit is not None:
             before_commit()
         con.execute("COMMIT").fetchall()
     except BaseException:
         con.execute("ROLLBACK").fetchall()
         raise
+    finally:
+        con.unregister("ingest_batch")
     return result
