@@ -11,7 +11,7 @@ the Dagster/warehouse half of Helios, each figure beside a ceiling measured in t
    is drained (rows/s; target ≥ 200,000). Ceilings: a bare confluent_kafka consume of the
    same topic (messages/s) and DuckDB inserting the same rows from pre-built Arrow tables
    (rows/s). A second, instrumented pass repeats ingest_topic's steps one by one (read /
-   parse to rows / rows → Arrow / insert + offsets + commit) to name the bottleneck.
+   read → Arrow / parse in DuckDB / insert + offsets + commit) to name the bottleneck.
 2. ``daily_stats`` for one day over M (default 10,000,000) ``outcomes`` rows generated in
    DuckDB with SQL (diurnal hours, 50 Zipf-skewed domains, 27 segments, 4 media, outcomes
    won/lost/nobid ≈ 20/55/25): ``dagster.materialize`` of the partition (target ≤ 5 s)
@@ -61,9 +61,9 @@ from helios_pipeline.resources import DuckDBWarehouse, RedisResource
 from helios_pipeline.settings import Settings, load_settings
 from helios_pipeline.warehouse import schema, transforms
 from helios_pipeline.warehouse.ingest import (
+    ChunkReader,
     ensure_schema,
     ingest_topic,
-    read_batch,
     stored_offsets,
 )
 from ingest_services.auctioneer.handler import AuctioneerHandler
@@ -210,7 +210,7 @@ def timed_ingest(s: Settings, db: Path, n: int) -> dict:
             task = bar.add_task("ingest_topic → auction_outcomes", total=n)
             while True:
                 dt, res = clock(lambda: ingest_topic(con, conf, TOPIC, TABLE, MAX_MESSAGES))
-                calls.append({"seconds": dt, "messages": res.messages, "rows": res.rows,
+                calls.append({"seconds": dt, "messages": res.messages, "rows": res.inserted,
                               "inserted": res.inserted, "rejected": res.rejected})
                 bar.update(task, advance=res.messages)
                 if res.messages == 0:
@@ -229,44 +229,34 @@ def timed_ingest(s: Settings, db: Path, n: int) -> dict:
 
 
 def instrumented_ingest(s: Settings, db: Path, n: int) -> tuple[dict, list[pa.Table]]:
-    """ingest_topic's steps one by one (same functions, same SQL), each phase timed.
+    """ingest_topic's steps run one after another (same reader, same SQL), each timed.
 
-    Also returns the typed rows of each batch as Arrow (captured outside the timed phases)
-    for the pre-built-Arrow insert ceiling.
+    ingest_topic overlaps reading with inserting; this sequential replica names the phase
+    that bounds it. Also returns the typed rows of each chunk as Arrow (captured outside
+    the timed phases) for the pre-built-Arrow insert ceiling.
     """
     con = duckdb.connect(str(db))
     conf = reader_config(s, "bench-ingest-breakdown")
-    ph = {"read": 0.0, "bytes_to_arrow": 0.0, "parse_in_duckdb": 0.0, "insert_commit": 0.0}
+    ph = {"read_to_arrow": 0.0, "parse_in_duckdb": 0.0, "insert_commit": 0.0}
     tables: list[pa.Table] = []
     rows_total = 0
-    empty_read = 0.0
     try:
         ensure_schema(con)
+        t = time.perf_counter()
+        reader = ChunkReader(conf, TOPIC, stored_offsets(con, TOPIC), n, 1.0)
+        reader.start()
+        chunks = list(reader)  # read everything first: no overlap
+        reader.join()
+        ph["read_to_arrow"] = time.perf_counter() - t - 1.0  # minus the idle wait at the end
         with progress() as bar:
-            task = bar.add_task("ingest phases (instrumented replica)", total=n)
-            while True:
-                t = time.perf_counter()
-                msgs = read_batch(conf, TOPIC, stored_offsets(con, TOPIC), MAX_MESSAGES, 1.0)
-                if not msgs:
-                    empty_read = time.perf_counter() - t
-                    break
-                ph["read"] += time.perf_counter() - t
-
-                t = time.perf_counter()
-                batch = pa.table({
-                    "partition": pa.array([m.partition() for m in msgs], pa.int32()),
-                    "offset": pa.array([m.offset() for m in msgs], pa.int64()),
-                    "value": pa.array([m.value() for m in msgs], pa.binary()),
-                })
-                ph["bytes_to_arrow"] += time.perf_counter() - t
-
+            task = bar.add_task("ingest phases (sequential replica)", total=n)
+            for batch in chunks:
                 con.register("ingest_batch", batch)
                 con.execute("BEGIN TRANSACTION").fetchall()
                 t = time.perf_counter()
                 con.execute(transforms.PARSE[TABLE]).fetchall()
                 ph["parse_in_duckdb"] += time.perf_counter() - t
-                tables.append(con.execute(transforms.ROWS[TABLE]).to_arrow_table())  # untimed
-
+                tables.append(con.sql(transforms.ROWS[TABLE]).to_arrow_table())  # untimed
                 t = time.perf_counter()
                 before = con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
                 con.execute(f"INSERT INTO {TABLE} {transforms.ROWS[TABLE]} "
@@ -284,14 +274,13 @@ def instrumented_ingest(s: Settings, db: Path, n: int) -> tuple[dict, list[pa.Ta
                 con.execute("COMMIT").fetchall()
                 con.unregister("ingest_batch")
                 ph["insert_commit"] += time.perf_counter() - t
-
                 rows_total += after - before
-                bar.update(task, advance=len(msgs))
+                bar.update(task, advance=batch.num_rows)
     finally:
         con.close()
     total = sum(ph.values())
     return {"phases_s": ph, "total_s": total, "rows": rows_total,
-            "rows_per_s": rows_total / total, "final_empty_read_s": empty_read}, tables
+            "rows_per_s": rows_total / total, "final_empty_read_s": 1.0}, tables
 
 
 def arrow_insert(db: Path, tables: list[pa.Table], on_conflict: bool) -> float:
@@ -632,10 +621,9 @@ def report_rows(res: dict) -> list[tuple[str, str, str, str]]:
                     f"{f['rows_per_s_with_final_call']:,.0f} rows/s counting it "
                     "(idle detection)", ""))
         ph = b["phases_s"]
-        names = {"read": "read (read_batch: consume into a list)",
-                 "parse": "parse to rows (orjson + tuples)",
-                 "arrow": "rows → Arrow (pa.array per column)",
-                 "insert_commit": "insert + offsets + commit"}
+        names = {"read_to_arrow": "read + message bytes → Arrow (reader thread)",
+                 "parse_in_duckdb": "parse in DuckDB (from_json into structs)",
+                 "insert_commit": "insert + rejects + offsets + commit"}
         for k, label in names.items():
             out.append((f"  phase: {label}", f"{ph[k]:.2f} s ({ph[k] / b['total_s']:.0%})",
                         f"{b['rows'] / ph[k]:,.0f} rows/s if it were the only phase", ""))

@@ -10,6 +10,9 @@ at-least-once duplicates on the wire collapse too. Unparseable messages are reco
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,33 +53,84 @@ def stored_offsets(con: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]
     return dict(got)
 
 
-def read_batch(
-    consumer_conf: dict, topic: str, start: dict[int, int], max_messages: int, idle_s: float
-) -> list:
-    """Up to ``max_messages`` from the stored positions; stops when nothing new for idle_s.
+_DONE = object()
 
-    The end is decided by idleness, not by the broker's high watermark (wrong on Tansu).
+
+class ChunkReader(threading.Thread):
+    """Consumes from the stored positions and hands over Arrow chunks of message bytes.
+
+    Runs beside the DuckDB inserts (which release the GIL), so reading the next chunk
+    overlaps inserting the previous one. Stops after ``max_messages`` or when nothing new
+    arrived for ``idle_s``: the end is decided by idleness, not by the broker's high
+    watermark (wrong on Tansu).
     """
-    c = Consumer(consumer_conf)
-    try:
-        md = c.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
-            raise RuntimeError(f"topic {topic} does not exist")
-        c.assign([TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING)) for p in md.partitions])
-        out: list = []
-        last = time.monotonic()
-        while len(out) < max_messages and time.monotonic() - last < idle_s:
-            batch = c.consume(min(5000, max_messages - len(out)), timeout=0.2)
-            for msg in batch:
-                if msg.error() is None:
-                    out.append(msg)
-                elif msg.error().code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(f"reading {topic}: {msg.error()}")
-            if batch:
-                last = time.monotonic()
-        return out
-    finally:
-        c.close()
+
+    def __init__(self, consumer_conf: dict, topic: str, start: dict[int, int],
+                 max_messages: int, idle_s: float, chunk: int = 50_000) -> None:
+        super().__init__(name=f"ingest-reader-{topic}", daemon=True)
+        self.conf, self.topic, self.start_at = consumer_conf, topic, start
+        self.max_messages, self.idle_s, self.chunk = max_messages, idle_s, chunk
+        self.chunks: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.stop_reading = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._read()
+        except BaseException as exc:  # handed to the writer, which re-raises it
+            self.error = exc
+        finally:
+            self.chunks.put(_DONE)
+
+    def _read(self) -> None:
+        c = Consumer(self.conf)
+        try:
+            md = c.list_topics(self.topic, timeout=10).topics.get(self.topic)
+            if md is None or md.error is not None:
+                raise RuntimeError(f"topic {self.topic} does not exist")
+            c.assign([TopicPartition(self.topic, p, self.start_at.get(p, OFFSET_BEGINNING))
+                      for p in md.partitions])
+            pending: list = []
+            total = 0
+            last = time.monotonic()
+            while (total < self.max_messages and time.monotonic() - last < self.idle_s
+                   and not self.stop_reading.is_set()):
+                want = min(5000, self.max_messages - total)
+                for msg in c.consume(want, timeout=0.2):
+                    if msg.error() is None:
+                        pending.append(msg)
+                        last = time.monotonic()
+                    elif msg.error().code() != KafkaError._PARTITION_EOF:
+                        raise RuntimeError(f"reading {self.topic}: {msg.error()}")
+                if len(pending) >= self.chunk:
+                    total += len(pending)
+                    self._hand_over(pending)
+                    pending = []
+            if pending:
+                self._hand_over(pending)
+        finally:
+            c.close()
+
+    def _hand_over(self, msgs: list) -> None:
+        self.chunks.put(pa.table({
+            "partition": pa.array([m.partition() for m in msgs], pa.int32()),
+            "offset": pa.array([m.offset() for m in msgs], pa.int64()),
+            "value": pa.array([m.value() for m in msgs], pa.binary()),
+        }))
+
+    def __iter__(self):
+        while (item := self.chunks.get()) is not _DONE:
+            yield item
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Stop reading and unblock the thread if it waits on a full queue."""
+        self.stop_reading.set()
+        while self.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.chunks.get(timeout=0.1)
+        self.join()
 
 
 def ingest_topic(
@@ -90,34 +144,32 @@ def ingest_topic(
 ) -> IngestResult:
     ensure_schema(con)
     result = IngestResult(topic, table)
-    msgs = read_batch(consumer_conf, topic, stored_offsets(con, topic), max_messages, idle_s)
-    if not msgs:
-        return result
-    # Only the bytes cross into DuckDB; parsing happens there (transforms.py).
-    batch = pa.table({
-        "partition": pa.array([m.partition() for m in msgs], pa.int32()),
-        "offset": pa.array([m.offset() for m in msgs], pa.int64()),
-        "value": pa.array([m.value() for m in msgs], pa.binary()),
-    })
-    result.messages = len(msgs)
-    con.register("ingest_batch", batch)
+    reader = ChunkReader(consumer_conf, topic, stored_offsets(con, topic), max_messages, idle_s)
+    reader.start()
     con.execute("BEGIN TRANSACTION").fetchall()
     try:
-        con.execute(transforms.PARSE[table]).fetchall()
         before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-        con.execute(f"INSERT INTO {table} {transforms.ROWS[table]} ON CONFLICT DO NOTHING"
-                    ).fetchall()
+        for batch in reader:  # only the bytes cross into DuckDB; it parses (transforms.py)
+            result.messages += batch.num_rows
+            con.register("ingest_batch", batch)
+            con.execute(transforms.PARSE[table]).fetchall()
+            con.execute(f"INSERT INTO {table} {transforms.ROWS[table]} ON CONFLICT DO NOTHING"
+                        ).fetchall()
+            result.rejected += con.execute(
+                "INSERT INTO ingest_rejects SELECT ?, \"partition\", \"offset\", reason, now() "
+                "FROM parsed WHERE NOT ok ON CONFLICT DO NOTHING", [topic]).fetchall()[0][0]
+            for p, o in con.execute('SELECT "partition", max("offset") + 1 FROM ingest_batch '
+                                    "GROUP BY 1").fetchall():
+                result.offsets[p] = max(result.offsets.get(p, 0), o)
+            con.unregister("ingest_batch")
+        if not result.messages:
+            con.execute("ROLLBACK").fetchall()
+            return result
         result.inserted = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
-        result.rejected = con.execute(
-            "INSERT INTO ingest_rejects SELECT ?, \"partition\", \"offset\", reason, now() "
-            "FROM parsed WHERE NOT ok ON CONFLICT DO NOTHING", [topic]).fetchall()[0][0]
-        offsets = con.execute(
-            "SELECT \"partition\", max(\"offset\") + 1 FROM ingest_batch GROUP BY 1").fetchall()
-        result.offsets = dict(offsets)
         con.executemany(
             "INSERT INTO ingest_offsets VALUES (?, ?, ?, now()) ON CONFLICT (topic, \"partition\")"
             " DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
-            [(topic, p, o) for p, o in offsets],
+            [(topic, p, o) for p, o in result.offsets.items()],
         )
         if before_commit is not None:
             before_commit()
@@ -126,5 +178,5 @@ def ingest_topic(
         con.execute("ROLLBACK").fetchall()
         raise
     finally:
-        con.unregister("ingest_batch")
+        reader.close()
     return result

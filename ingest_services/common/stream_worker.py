@@ -116,6 +116,7 @@ class StreamWorker:
         finally:
             self.producer.flush(10)
             self.consumer.close()
+            del self.producer  # destroy now: stops librdkafka's threads (and their logs)
             log.info("stopped", extra={"service": self.service})
 
     def _process(self, batch: list[Message]) -> None:
