@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow as pa
 
 from helios_pipeline.resources import DuckDBWarehouse, RedisResource
-from ingest_services.profiles.seed import best_interest, generate
+from ingest_services.profiles.seed import generate_rows
 from ingest_services.profiles.store import write_profiles
 
 
@@ -32,28 +32,27 @@ def user_profiles(
     redis: RedisResource,
 ) -> dg.MaterializeResult:
     client = redis.client()
+    names = ("user_id", "locale", "country", "age_band", "gender", "income_band",
+             "top_interest", "top_score", "interests", "scores")
     with warehouse.connect() as con:
         con.execute("""CREATE OR REPLACE TABLE user_profiles (
             user_id VARCHAR PRIMARY KEY, locale VARCHAR, country VARCHAR, age_band VARCHAR,
             gender VARCHAR, income_band VARCHAR, top_interest VARCHAR, top_score DOUBLE,
             interests VARCHAR[], scores DOUBLE[])""").fetchall()
         for start in range(0, config.users, config.batch):
-            batch = list(generate(min(config.users, start + config.batch), config.seed, start))
-            write_profiles(client, batch)
-            cols: dict[str, list] = {k: [] for k in (
-                "user_id", "locale", "country", "age_band", "gender", "income_band",
-                "top_interest", "top_score", "interests", "scores")}
-            for p in batch:
-                best_cat, best_score = best_interest(p)
-                d = p.demographics
-                for k, v in (("user_id", p.user_id), ("locale", p.locale),
-                             ("country", d["country"]), ("age_band", d["age_band"]),
-                             ("gender", d["gender"]), ("income_band", d["income_band"]),
-                             ("top_interest", best_cat), ("top_score", best_score),
-                             ("interests", [i.category for i in p.interests]),
-                             ("scores", [i.score for i in p.interests])):
-                    cols[k].append(v)
-            con.register("profile_batch", pa.table(cols))
+            rows = list(generate_rows(min(config.users, start + config.batch), config.seed,
+                                      start))
+            write_profiles(client, (r.to_proto() for r in rows))
+            cols: tuple[list, ...] = tuple([] for _ in names)
+            for r in rows:
+                best = r.best()
+                for col, value in zip(cols, (
+                        r.user_id, r.locale, r.country, r.age_band, r.gender, r.income_band,
+                        best[0] if best else None, best[1] if best else None,
+                        [c for c, _ in r.interests], [sc for _, sc in r.interests]),
+                        strict=True):
+                    col.append(value)
+            con.register("profile_batch", pa.table(dict(zip(names, cols, strict=True))))
             con.execute("INSERT INTO user_profiles SELECT * FROM profile_batch").fetchall()
             con.unregister("profile_batch")
             context.log.info(f"profiles {min(config.users, start + config.batch)}/{config.users}")

@@ -71,7 +71,7 @@ from ingest_services.bidder.pricing import price_imp
 from ingest_services.common import messages as m
 from ingest_services.common.kafka import ensure_topics, producer_config, reader_config
 from ingest_services.profiles import store
-from ingest_services.profiles.seed import IAB_CATEGORIES, best_interest, generate
+from ingest_services.profiles.seed import IAB_CATEGORIES, generate_rows
 from tests.integration.servers import Server, start_redis, start_tansu
 
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -480,17 +480,17 @@ PROFILE_DDL = """CREATE OR REPLACE TABLE user_profiles (
 
 
 def profile_columns(batch: list) -> dict[str, list]:
-    """The asset's per-profile column building, verbatim in effect."""
+    """The asset's per-row column building, in effect (from ProfileRow values)."""
     cols: dict[str, list] = {k: [] for k in PROFILE_COLS}
-    for p in batch:
-        best_cat, best_score = best_interest(p)
-        d = p.demographics
-        for k, v in (("user_id", p.user_id), ("locale", p.locale),
-                     ("country", d["country"]), ("age_band", d["age_band"]),
-                     ("gender", d["gender"]), ("income_band", d["income_band"]),
-                     ("top_interest", best_cat), ("top_score", best_score),
-                     ("interests", [i.category for i in p.interests]),
-                     ("scores", [i.score for i in p.interests])):
+    for r in batch:
+        best = r.best()
+        for k, v in (("user_id", r.user_id), ("locale", r.locale), ("country", r.country),
+                     ("age_band", r.age_band), ("gender", r.gender),
+                     ("income_band", r.income_band),
+                     ("top_interest", best[0] if best else None),
+                     ("top_score", best[1] if best else None),
+                     ("interests", [c for c, _ in r.interests]),
+                     ("scores", [sc for _, sc in r.interests])):
             cols[k].append(v)
     return cols
 
@@ -521,11 +521,11 @@ def stage_profiles(redis_port: int, work: Path, n: int) -> dict:
         task = bar.add_task("ceiling: generate profiles (no I/O)", total=n)
         for start in range(0, n, PROFILE_BATCH):
             t = time.perf_counter()
-            profiles.extend(generate(min(n, start + PROFILE_BATCH), 7, start))
+            profiles.extend(generate_rows(min(n, start + PROFILE_BATCH), 7, start))
             gen_s += time.perf_counter() - t
             bar.update(task, completed=len(profiles))
     t = time.perf_counter()
-    blobs = [p.SerializeToString() for p in profiles]
+    blobs = [r.to_proto().SerializeToString(deterministic=True) for r in profiles]
     ser_s = time.perf_counter() - t
     keys = [store.key(p.user_id) for p in profiles]
 
@@ -655,7 +655,7 @@ def report_rows(res: dict) -> list[tuple[str, str, str, str]]:
                     f"{rset / p['materialize_s']:.0%} of it", ""))
         rest = p["materialize_s"] - gen - rset - p["serialize_s"] - p["columns_s"] - \
             p["arrow_duckdb_insert_s"]
-        out.append(("  context: serialize / columns / Arrow+DuckDB",
+        out.append(("  context: to_proto+serialize / columns / Arrow+DuckDB",
                     f"{p['serialize_s']:.1f} / {p['columns_s']:.1f} / "
                     f"{p['arrow_duckdb_insert_s']:.1f} s",
                     f"unaccounted {rest:.1f} s (Dagster overhead "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import accumulate
 
 from ingest_services.profiles.generated import user_profile_pb2 as pb
 
@@ -35,24 +37,76 @@ def user_id(index: int) -> str:
     return f"u{index:08d}"
 
 
+@dataclass(frozen=True, slots=True)
+class ProfileRow:
+    """One seeded profile as plain values: the warehouse row, and the source of the proto."""
+
+    user_id: str
+    locale: str
+    interests: tuple[tuple[str, float], ...]  # (IAB category, score), sorted by category
+    age_band: str
+    gender: str
+    income_band: str
+    country: str
+
+    def best(self) -> tuple[str, float] | None:
+        """The highest-scoring interest (ties: category name)."""
+        best = None
+        for cat, score in self.interests:
+            if best is None or score > best[1] or (score == best[1] and cat < best[0]):
+                best = (cat, score)
+        return best
+
+    def to_proto(self) -> pb.UserProfile:
+        profile = pb.UserProfile(user_id=self.user_id, locale=self.locale)
+        for cat, score in self.interests:
+            profile.interests.add(category=cat, score=score)
+        profile.demographics["age_band"] = self.age_band
+        profile.demographics["gender"] = self.gender
+        profile.demographics["income_band"] = self.income_band
+        profile.demographics["country"] = self.country
+        return profile
+
+
+# cumulative weights, computed once (random.choices would redo it on every call)
+_LOCALE_CUM = list(accumulate(_LOCALE_WEIGHTS))
+_N_INTERESTS = (1, 2, 3, 4, 5)
+_N_INTERESTS_CUM = list(accumulate((20, 30, 25, 15, 10)))
+_CAT_CUM = list(accumulate(_CAT_WEIGHTS))
+_AGE_CUM = list(accumulate(_AGE_WEIGHTS))
+_GENDER_CUM = list(accumulate(_GENDER_WEIGHTS))
+_INCOME_CUM = list(accumulate(_INCOME_WEIGHTS))
+
+
+def make_row(index: int, rng: random.Random) -> ProfileRow:
+    choices = rng.choices
+    locale = choices(LOCALES, cum_weights=_LOCALE_CUM)[0]
+    n_interests = choices(_N_INTERESTS, cum_weights=_N_INTERESTS_CUM)[0]
+    cats = sorted(set(choices(IAB_CATEGORIES, cum_weights=_CAT_CUM, k=n_interests)))
+    interests = tuple((cat, round(rng.betavariate(2, 3), 4)) for cat in cats)
+    return ProfileRow(
+        user_id(index), locale, interests,
+        choices(AGE_BANDS, cum_weights=_AGE_CUM)[0],
+        choices(GENDERS, cum_weights=_GENDER_CUM)[0],
+        choices(INCOME_BANDS, cum_weights=_INCOME_CUM)[0],
+        COUNTRY_OF[locale],
+    )
+
+
 def make_profile(index: int, rng: random.Random) -> pb.UserProfile:
-    locale = rng.choices(LOCALES, _LOCALE_WEIGHTS)[0]
-    n_interests = rng.choices((1, 2, 3, 4, 5), (20, 30, 25, 15, 10))[0]
-    cats = set(rng.choices(IAB_CATEGORIES, _CAT_WEIGHTS, k=n_interests))
-    profile = pb.UserProfile(user_id=user_id(index), locale=locale)
-    for cat in sorted(cats):
-        profile.interests.add(category=cat, score=round(rng.betavariate(2, 3), 4))
-    profile.demographics["age_band"] = rng.choices(AGE_BANDS, _AGE_WEIGHTS)[0]
-    profile.demographics["gender"] = rng.choices(GENDERS, _GENDER_WEIGHTS)[0]
-    profile.demographics["income_band"] = rng.choices(INCOME_BANDS, _INCOME_WEIGHTS)[0]
-    profile.demographics["country"] = COUNTRY_OF[locale]
-    return profile
+    return make_row(index, rng).to_proto()
+
+
+def generate_rows(users: int, seed: int, start: int = 0) -> Iterator[ProfileRow]:
+    """Rows ``start`` .. ``users-1``; each user's draws depend only on (seed, index)."""
+    for i in range(start, users):
+        yield make_row(i, random.Random(seed * 1_000_003 + i))
 
 
 def generate(users: int, seed: int, start: int = 0) -> Iterator[pb.UserProfile]:
-    """Profiles ``start`` .. ``users-1``; each user's draws depend only on (seed, index)."""
-    for i in range(start, users):
-        yield make_profile(i, random.Random(seed * 1_000_003 + i))
+    """The same population as protobuf messages (what Redis holds)."""
+    for row in generate_rows(users, seed, start):
+        yield row.to_proto()
 
 
 def best_interest(profile: pb.UserProfile) -> tuple[str, float] | None:

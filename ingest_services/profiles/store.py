@@ -28,7 +28,7 @@ def write_profiles(client: redis.Redis, profiles: Iterable[pb.UserProfile]) -> i
     pipe = client.pipeline(transaction=False)
     n = 0
     for p in profiles:
-        pipe.set(key(p.user_id), p.SerializeToString())
+        pipe.set(key(p.user_id), p.SerializeToString(deterministic=True))  # stable map order
         n += 1
     pipe.execute()
     return n

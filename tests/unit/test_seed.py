@@ -68,3 +68,18 @@ def test_best_interest_over_generated_population():
     for p in generate(200, 5):
         _cat, score = best_interest(p)
         assert score == max(it.score for it in p.interests)
+
+
+def test_stored_bytes_are_identical_across_processes():
+    """Same seed → byte-identical Redis values, even though protobuf map order varies by
+    process unless serialisation is deterministic."""
+    import subprocess
+    import sys
+
+    code = ("import hashlib\nfrom ingest_services.profiles.seed import generate\n"
+            "h = hashlib.sha256()\n"
+            "for p in generate(300, 7): h.update(p.SerializeToString(deterministic=True))\n"
+            "print(h.hexdigest())")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout for _ in range(3)}
+    assert len(runs) == 1
