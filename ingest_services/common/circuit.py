@@ -28,7 +28,7 @@ class CircuitBreaker:
         self.threshold = failures
         self.reset_s = reset_s
         self._clock = clock
-        self._on_change = on_change
+        self.on_change = on_change  # public: the client hooks its metrics in
         self.state = State.CLOSED
         self.consecutive_failures = 0
         self._opened_at = 0.0
@@ -37,8 +37,8 @@ class CircuitBreaker:
     def _set(self, state: State) -> None:
         if state != self.state:
             self.state = state
-            if self._on_change:
-                self._on_change(state)
+            if self.on_change:
+                self.on_change(state)
 
     def allow(self) -> bool:
         """May the protected call be attempted now? Half-open grants exactly one trial."""

@@ -41,7 +41,7 @@ class ProfileClient:
         self.channel = grpc.insecure_channel(addr)
         self.stub = pb_grpc.UserProfileServiceStub(self.channel)
         CIRCUIT.labels("profile_service").set(int(breaker.state))
-        breaker._on_change = self._state_changed
+        breaker.on_change = self._state_changed
 
     @staticmethod
     def _state_changed(state: State) -> None:

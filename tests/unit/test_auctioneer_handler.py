@@ -6,31 +6,11 @@ import pytest
 from helios_pipeline.settings import load_settings
 from ingest_services.auctioneer.handler import AuctioneerHandler
 from ingest_services.common import messages as m
+from tests.unit.fakes import FakeMsg as _FakeMsg
 
 
-class FakeMsg:
-    def __init__(self, value, key=b"k", topic="bid_responses", partition=0, offset=0,
-                 headers=None):
-        self._value, self._key, self._topic = value, key, topic
-        self._partition, self._offset, self._headers = partition, offset, headers
-
-    def value(self):
-        return self._value
-
-    def key(self):
-        return self._key
-
-    def topic(self):
-        return self._topic
-
-    def partition(self):
-        return self._partition
-
-    def offset(self):
-        return self._offset
-
-    def headers(self):
-        return self._headers
+def FakeMsg(value, **kw):
+    return _FakeMsg(value, **{"topic": "bid_responses", "partition": 0, **kw})
 
 
 def _bid(price_usd, media="banner"):

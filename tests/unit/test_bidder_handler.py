@@ -5,30 +5,11 @@ import orjson
 from ingest_services.common import messages as m
 from ingest_services.profiles.client import Lookup
 from ingest_services.profiles.generated.user_profile_pb2 import UserProfile
+from tests.unit.fakes import FakeMsg as _FakeMsg
 
 
-class FakeMsg:
-    def __init__(self, value, key=b"k", topic="bid_requests", partition=2, offset=0):
-        self._value, self._key, self._topic = value, key, topic
-        self._partition, self._offset = partition, offset
-
-    def value(self):
-        return self._value
-
-    def key(self):
-        return self._key
-
-    def topic(self):
-        return self._topic
-
-    def partition(self):
-        return self._partition
-
-    def offset(self):
-        return self._offset
-
-    def headers(self):
-        return None
+def FakeMsg(value, **kw):
+    return _FakeMsg(value, **{"topic": "bid_requests", "partition": 2, **kw})
 
 
 class FakeProfiles:
