@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(6000, ge=1000)
     heartbeat_interval_ms: int = Field(500, ge=100)
     fetch_wait_max_ms: int = Field(100, ge=10)
+    batch_wait_ms: int = Field(10, ge=1, le=1000, description="max wait to fill a batch")
     linger_ms: int = Field(20, ge=0)
     compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"
     producer_buffer_kbytes: int = Field(32_768, ge=1024)

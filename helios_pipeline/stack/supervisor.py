@@ -107,6 +107,8 @@ class Supervisor:
     # ---- environment handed to every service: where its peers are ----
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        # librdkafka and gRPC threads each get a glibc malloc arena; two bound the RSS
+        env.setdefault("MALLOC_ARENA_MAX", "2")
         env.update({
             "HELIOS_HOME": str(self.home),
             "HELIOS_KAFKA_BOOTSTRAP": self.eps["kafka_bootstrap"],

@@ -109,8 +109,12 @@ class StreamWorker:
         )
         log.info("consuming", extra={"service": self.service, "topic": self.source_topic})
         try:
+            # consume() waits until the batch is full or the timeout passes: a long timeout
+            # adds that wait to every message's latency whenever traffic is below the
+            # batch size per timeout, so wait briefly and take what has arrived
+            wait = self.s.batch_wait_ms / 1000
             while not self._stop.is_set():
-                batch = self.consumer.consume(self.batch_size, timeout=0.2)
+                batch = self.consumer.consume(self.batch_size, timeout=wait)
                 if batch:
                     self._process(batch)
         finally:
