@@ -36,6 +36,7 @@ lint: venv
 
 bench: venv
 	$(PY) -m bench.run
+	$(PY) -m bench.warehouse
 
 clean:
 	rm -rf $(VENV) $(GEN) .helios
