@@ -172,6 +172,32 @@ def main() -> None:
         results["outcome_latency_ms"] = lat
         rows.append(("202 → outcome p99 @ 1,000 req/s", f"{lat.get('p99', float('nan')):.0f} ms",
                      f"p50 {lat.get('p50', float('nan')):.0f} ms", "≤ 250 ms"))
+        gw_url = eps["gateway_url"]
+        console.print("ceilings: bare produce and consume…")
+        prod, cons = bare_produce_consume(s, bodies[0], 200_000)
+        if not args.skip_e2e:
+            console.print(f"end to end: NDJSON at {args.e2e_rate:,.0f} req/s for "
+                          f"{args.e2e_seconds:.0f} s…")
+            sampler = RssSampler({k: v for k, v in state["processes"].items()
+                                  if k in ("gateway", "bidder", "auctioneer", "profiles")})
+            sampler.start()
+            e2e = asyncio.run(offered_ndjson(gw_url, bodies, args.e2e_rate, args.e2e_seconds))
+            from helios_pipeline.audit import Auditor
+
+            t0 = time.perf_counter()
+            auditor = Auditor(s)
+            rep = auditor.drain(300)
+            auditor.close()
+            sampler.stop.set()
+            results["e2e"] = {**e2e, "audit": rep, "rss_peak_mib": {
+                k: v / 2**20 for k, v in sampler.peak.items()}}
+            rows.append(("end to end accepted", f"{e2e['accepted_per_s']:,.0f} req/s",
+                         f"{cons:,.0f} msg/s bare consume", "≥ 20,000 req/s"))
+            rows.append(("end to end audit", f"missing {rep['missing']}, duplicated "
+                         f"{rep['duplicated']}", f"drained: {rep['drained']} "
+                         f"(+{time.perf_counter() - t0:.0f} s to drain)", "0 / 0"))
+            for name, peak in sampler.peak.items():
+                rows.append((f"RSS peak {name}", f"{peak / 2**20:.0f} MiB", "", "≤ 100 MiB"))
         # The HTTP figures measure the gateway: pause the pipeline's consumers meanwhile so
         # they do not compete for the 2 cores (they resume from their commits afterwards;
         # the end-to-end stage below runs everything together).
@@ -183,7 +209,6 @@ def main() -> None:
                                    "--port", str(raw_port), "--log-level", "warning",
                                    "--no-access-log"], raw_port, env))
         raw_url = f"http://127.0.0.1:{raw_port}"
-        gw_url = eps["gateway_url"]
         for c in (1, 8, 64):
             console.print(f"gateway /bid closed loop, concurrency {c}…")
             base = asyncio.run(closed_loop(raw_url, bodies, c, args.seconds))
@@ -216,7 +241,6 @@ def main() -> None:
         batches = ndjson_batches(bodies, 1000)
         got = asyncio.run(closed_loop(gw_url, batches, 4, args.seconds, "/bids",
                                       b"application/x-ndjson"))
-        prod, cons = bare_produce_consume(s, bodies[0], 200_000)
         ndjson_rate = got["rps"] * 1000
         results["ndjson"] = {"requests_per_s": ndjson_rate, "bare_produce_per_s": prod,
                              "bare_consume_per_s": cons}
@@ -226,29 +250,6 @@ def main() -> None:
         rows.append(("bare consume (ceiling)", f"{cons:,.0f} msg/s", "", ""))
         for p in paused:
             p.resume()
-        if not args.skip_e2e:
-            console.print(f"end to end: NDJSON at {args.e2e_rate:,.0f} req/s for "
-                          f"{args.e2e_seconds:.0f} s…")
-            sampler = RssSampler({k: v for k, v in state["processes"].items()
-                                  if k in ("gateway", "bidder", "auctioneer", "profiles")})
-            sampler.start()
-            e2e = asyncio.run(offered_ndjson(gw_url, bodies, args.e2e_rate, args.e2e_seconds))
-            from helios_pipeline.audit import Auditor
-
-            t0 = time.perf_counter()
-            auditor = Auditor(s)
-            rep = auditor.drain(300)
-            auditor.close()
-            sampler.stop.set()
-            results["e2e"] = {**e2e, "audit": rep, "rss_peak_mib": {
-                k: v / 2**20 for k, v in sampler.peak.items()}}
-            rows.append(("end to end accepted", f"{e2e['accepted_per_s']:,.0f} req/s",
-                         f"{cons:,.0f} msg/s bare consume", "≥ 20,000 req/s"))
-            rows.append(("end to end audit", f"missing {rep['missing']}, duplicated "
-                         f"{rep['duplicated']}", f"drained: {rep['drained']} "
-                         f"(+{time.perf_counter() - t0:.0f} s to drain)", "0 / 0"))
-            for name, peak in sampler.peak.items():
-                rows.append((f"RSS peak {name}", f"{peak / 2**20:.0f} MiB", "", "≤ 100 MiB"))
     finally:
         for p in paused:  # a stopped process cannot act on SIGTERM
             with contextlib.suppress(psutil.Error):

@@ -12,6 +12,7 @@ import assets.exports
 import assets.ingest
 import assets.profiles
 import assets.report
+import assets.serving
 import assets.warehouse
 from assets.streams import observe_topics
 from helios_pipeline.jobs import (
@@ -27,6 +28,7 @@ from helios_pipeline.resources import (
     DuckDBWarehouse,
     KafkaResource,
     PathsResource,
+    PostgresResource,
     RedisResource,
 )
 from sensors.outcome_topic import log_run_failures, outcome_topic_sensor
@@ -35,7 +37,7 @@ defs = dg.Definitions(
     assets=[
         observe_topics,
         *dg.load_assets_from_modules([assets.profiles, assets.ingest, assets.warehouse,
-                                      assets.report, assets.exports]),
+                                      assets.report, assets.exports, assets.serving]),
     ],
     asset_checks=dg.load_asset_checks_from_modules([assets.checks]),
     jobs=[ingest_job, daily_stats_job, report_job, observe_topics_job],
@@ -50,6 +52,7 @@ defs = dg.Definitions(
         ),
         "redis": RedisResource(url=dg.EnvVar("HELIOS_REDIS_URL")),
         "warehouse": DuckDBWarehouse(path=dg.EnvVar("HELIOS_WAREHOUSE_PATH")),
+        "postgres": PostgresResource(dsn=dg.EnvVar("HELIOS_POSTGRES_DSN")),
         "paths": PathsResource(reports_dir=dg.EnvVar("HELIOS_REPORTS_DIR"),
                                exports_dir=dg.EnvVar("HELIOS_EXPORTS_DIR")),
     },

@@ -18,7 +18,7 @@ daily_stats_job = dg.define_asset_job(
 report_job = dg.define_asset_job(
     "daily_report",
     selection=dg.AssetSelection.assets("daily_stats", "daily_win_rate_report",
-                                       "analyst_exports"),
+                                       "analyst_exports", "serving_daily_stats"),
 )
 
 
@@ -42,7 +42,7 @@ def todays_stats_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReques
 
 
 observe_topics_job = dg.define_asset_job(
-    "observe_topics",
+    "observe_streams",  # not "observe_topics": that is the observable asset's op
     selection=dg.AssetSelection.key_prefixes(["topics"], include_sources=True),
     description="Record end offsets and consumer lag of the topics",
 )

@@ -67,3 +67,19 @@ class PathsResource(dg.ConfigurableResource):
 
     reports_dir: str
     exports_dir: str
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """The serving database: tables several readers (API, dashboards) query at once."""
+
+    dsn: str
+
+    @contextmanager
+    def connect(self):
+        import psycopg2
+
+        con = psycopg2.connect(self.dsn)
+        try:
+            yield con
+        finally:
+            con.close()

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     profile_metrics_port: int = Field(9103, ge=1, le=65535)
     dagster_port: int = Field(3000, ge=1, le=65535)
     dagster: bool = Field(True, description="helios up also runs Dagster webserver + daemon")
+    postgres: bool = Field(True, description="helios up starts an embedded PostgreSQL")
+    postgres_dsn: str | None = Field(None, description="serving PostgreSQL (libpq DSN/URI)")
 
     # --- warehouse and outputs (default: under HELIOS_HOME) ---
     warehouse_path: Path | None = Field(None, description="default HOME/warehouse.duckdb")
@@ -116,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.home / "postgres"
 
     @property
     def stack_file(self) -> Path:

@@ -103,6 +103,7 @@ class Supervisor:
         self.children: list[Child] = []
         self.stopping = threading.Event()
         self.eps = endpoints(s)
+        self.postgres = None  # pgserver handle when the stack runs its own PostgreSQL
 
     # ---- environment handed to every service: where its peers are ----
     def child_env(self) -> dict[str, str]:
@@ -119,6 +120,8 @@ class Supervisor:
             "HELIOS_EXPORTS_DIR": str(self.s.exports.resolve()),
             "DAGSTER_HOME": str(self.s.dagster_home.resolve()),
         })
+        if "postgres_dsn" in self.eps:
+            env["HELIOS_POSTGRES_DSN"] = self.eps["postgres_dsn"]
         for attr in PORT_FLAGS:
             env["HELIOS_" + attr.upper()] = str(getattr(self.s, attr))
         for name in ("partitions", "topic_requests", "topic_responses", "topic_outcomes"):
@@ -184,7 +187,10 @@ class Supervisor:
             "endpoints": self.eps,
             "topics": self.s.all_topics,
             "partitions": self.s.partitions,
-            "processes": {c.name: c.proc.pid for c in self.children if c.proc},
+            "processes": {
+                **{c.name: c.proc.pid for c in self.children if c.proc},
+                **({"postgres": self.postgres.get_pid()} if self.postgres else {}),
+            },
             "logs": str(self.logs),
         }
         if error:
@@ -213,7 +219,27 @@ class Supervisor:
             self.log(f"started {child.name} (pid {child.proc.pid})")
             if child.name == "broker":
                 self._create_topics()
+            if child.name == "redis":
+                self._start_postgres()
         self._write_state("ready")
+
+    def _start_postgres(self) -> None:
+        """PostgreSQL from the pgserver wheel: the serving database for several readers.
+
+        pgserver runs postgres as its own daemon (not a child we can restart); the stack
+        stops it in stop(). A DSN given in HELIOS_POSTGRES_DSN is used instead.
+        """
+        if self.s.postgres_dsn:
+            self.eps["postgres_dsn"] = self.s.postgres_dsn
+            return
+        if not self.s.postgres:
+            return
+        import pgserver
+
+        self.s.postgres_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.postgres = pgserver.get_server(self.s.postgres_dir.resolve(), cleanup_mode="stop")
+        self.eps["postgres_dsn"] = self.postgres.get_uri()
+        self.log(f"started postgres (pid {self.postgres.get_pid()})")
 
     def _create_topics(self) -> None:
         from ingest_services.common.kafka import ensure_topics
@@ -266,6 +292,13 @@ class Supervisor:
                 proc.kill()
                 proc.wait()
             self.log(f"stopped {child.name} (exit code {proc.returncode})")
+            if child.name == "redis" and self.postgres is not None:  # services are down
+                self.postgres.cleanup()
+                self.postgres = None
+                self.log("stopped postgres")
+        if self.postgres is not None:  # stack failed before Redis was stopped
+            self.postgres.cleanup()
+            self.postgres = None
         if self.s.stack_file.exists():
             self._write_state("stopped")
 

@@ -100,3 +100,14 @@ def produce(s: Settings, topic: str, records: list[tuple[str, bytes]]) -> None:
     for key, value in records:
         p.produce(topic, value, key)
     assert p.flush(15) == 0
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL 16 (pgserver wheel) for the session; stopped at the end."""
+    import pgserver
+
+    pgdata = tmp_path_factory.mktemp("pg") / "pgdata"
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    yield server, pgdata
+    server.cleanup()

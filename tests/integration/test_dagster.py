@@ -78,7 +78,10 @@ def q(db: Path, sql: str):
 
 
 def test_definitions_load_with_every_asset_check_sensor_and_schedule():
+    dg.Definitions.validate_loadable(defs)  # what `dagster dev` and the webserver do
     repo = defs.get_repository_def()
+    assert {j.name for j in repo.get_all_jobs()} >= {
+        "ingest_outcomes", "refresh_daily_stats", "daily_report", "observe_streams"}
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys >= {"user_profiles", "bid_requests", "bid_responses", "auction_outcomes",
                     "outcomes", "daily_stats", "daily_win_rate_report", "analyst_exports",
@@ -262,7 +265,7 @@ def test_topic_observation_reports_offsets_and_consumer_lag(settings, examples):
                                               "topic_responses": "bid_responses",
                                               "topic_outcomes": "auction_outcomes"}))
     job = dg.Definitions(assets=[observe_topics], jobs=[observe_topics_job],
-                         resources={"kafka": kafka}).resolve_job_def("observe_topics")
+                         resources={"kafka": kafka}).resolve_job_def("observe_streams")
     result = job.execute_in_process()
     assert result.success
     obs = {e.asset_key.to_user_string(): e.event_specific_data.asset_observation.metadata
@@ -294,3 +297,36 @@ def test_poison_on_the_outcome_topic_is_recorded_once_and_ingest_moves_on(settin
         (settings.topic_outcomes, "not UTF-8 text"),
         (settings.topic_outcomes, "missing required field (rid, imp_id, outcome, decided_at)"),
     ])
+
+
+def test_serving_daily_stats_mirrors_a_partition_into_postgres_idempotently(
+    settings, examples, tmp_path, pg_server
+):
+    import psycopg2
+
+    from assets.serving import serving_daily_stats
+    from helios_pipeline.resources import PostgresResource
+
+    server, _ = pg_server
+    run_traffic(settings, examples, n_synthetic=100)
+    db = tmp_path / "wh.duckdb"
+    rs = {**resources(settings, db), "postgres": PostgresResource(dsn=server.get_uri())}
+    assert dg.materialize([*RAW, outcomes], resources=rs).success
+    day = today()
+    for _ in range(2):  # the second run replaces the day, it does not add to it
+        res = dg.materialize([outcomes, daily_stats, serving_daily_stats], resources=rs,
+                             partition_key=day, selection=[daily_stats, serving_daily_stats])
+        assert res.success
+    cols = "day, hour, domain, segment, media, requests, bids, wins, spend_usd"
+    duck = q(db, f"SELECT {cols} FROM daily_stats WHERE day = '{day}' ORDER BY ALL")
+    pg = psycopg2.connect(server.get_uri())
+    try:
+        with pg.cursor() as cur:
+            cur.execute(f"SELECT {cols} FROM daily_stats WHERE day = %s "
+                        "ORDER BY day, hour, domain, segment, media", [day])
+            served = cur.fetchall()
+    finally:
+        pg.close()
+    assert len(served) == len(duck) > 0
+    assert [r[:8] for r in served] == [r[:8] for r in duck]
+    assert all(abs(a[8] - b[8]) < 1e-9 for a, b in zip(served, duck, strict=True))

@@ -11,19 +11,11 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def postgres(tmp_path):
-    import pgserver
-
-    server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
-    yield server, tmp_path / "pgdata"
-    server.cleanup()
-
-
 def test_materialisation_runs_with_dagster_yaml_storage_in_postgres(
-    postgres, tmp_path, monkeypatch, redis_server
+    pg_server, tmp_path, monkeypatch, redis_server
 ):
-    server, socket_dir = postgres
+    server, socket_dir = pg_server
+    server.psql("DROP DATABASE IF EXISTS dagster;")
     server.psql("CREATE DATABASE dagster;")
     home = tmp_path / "dagster_home"
     home.mkdir()

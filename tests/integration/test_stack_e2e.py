@@ -84,7 +84,10 @@ def test_stack_runs_the_examples_and_traffic_with_nothing_lost_or_doubled(stack,
     eps = state["endpoints"]
     assert set(eps) >= {"gateway_url", "kafka_bootstrap", "redis_url", "profile_service"}
     pids = list(state["processes"].values())
-    assert len(pids) == 6 and all(psutil.pid_exists(p) for p in pids)
+    assert set(state["processes"]) == {"broker", "redis", "postgres", "profiles", "bidder",
+                                       "auctioneer", "gateway"}
+    assert all(psutil.pid_exists(p) for p in pids)
+    assert eps["postgres_dsn"].startswith("postgresql://")
 
     seeded = helios(stack.env, "profiles", "seed", "--users", "2000", "--seed", "7")
     assert seeded.returncode == 0, seeded.stderr

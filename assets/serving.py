@@ -1,0 +1,51 @@
+"""``serving_daily_stats``: daily_stats in PostgreSQL, where many readers can query it.
+
+DuckDB serves one writer and readers of exports; the analytics API and dashboards read
+concurrently, so the daily table is mirrored into PostgreSQL. Each partition is replaced
+in one PostgreSQL transaction: readers see the old day or the new day, never half.
+"""
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+
+from assets.warehouse import daily, daily_stats
+from helios_pipeline.resources import DuckDBWarehouse, PostgresResource
+
+DDL = """
+CREATE TABLE IF NOT EXISTS daily_stats (
+    day DATE NOT NULL, hour INTEGER NOT NULL, domain TEXT NOT NULL, segment TEXT NOT NULL,
+    media TEXT NOT NULL, requests BIGINT NOT NULL, bids BIGINT NOT NULL, wins BIGINT NOT NULL,
+    floor_passes BIGINT NOT NULL, bid_sum_usd DOUBLE PRECISION NOT NULL,
+    clearing_sum_usd DOUBLE PRECISION NOT NULL, won_bid_sum_usd DOUBLE PRECISION NOT NULL,
+    spend_usd DOUBLE PRECISION NOT NULL, bid_rate DOUBLE PRECISION,
+    win_rate DOUBLE PRECISION, ecpm_usd DOUBLE PRECISION, avg_clearing_usd DOUBLE PRECISION,
+    shading_ratio DOUBLE PRECISION, floor_pass_rate DOUBLE PRECISION,
+    PRIMARY KEY (day, hour, domain, segment, media))"""
+
+
+@dg.asset(
+    group_name="serving",
+    kinds={"postgres"},
+    deps=[daily_stats],
+    partitions_def=daily,
+    description="daily_stats mirrored into PostgreSQL for concurrent readers",
+)
+def serving_daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
+                        postgres: PostgresResource) -> dg.MaterializeResult:
+    day = context.partition_key
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "day.csv"
+        with warehouse.connect(read_only=True) as con:
+            con.execute(f"COPY (SELECT * FROM daily_stats WHERE day = '{day}') "
+                        f"TO '{csv}' (FORMAT csv, HEADER false)").fetchall()
+        with postgres.connect() as pg, pg.cursor() as cur, csv.open() as rows:
+            cur.execute(DDL)
+            cur.execute("DELETE FROM daily_stats WHERE day = %s", [day])
+            cur.copy_expert("COPY daily_stats FROM STDIN WITH (FORMAT csv)", rows)
+            cur.execute("SELECT count(*), coalesce(sum(requests), 0) FROM daily_stats "
+                        "WHERE day = %s", [day])
+            n, requests = cur.fetchone()
+            pg.commit()
+    return dg.MaterializeResult(metadata={"dagster/row_count": n, "requests": int(requests)})
