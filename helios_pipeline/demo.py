@@ -160,7 +160,8 @@ def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: flo
                                     Traffic(users, seed=1, corpus=[]),
                                     progress=lambda d, t: bar.update(task, completed=d)))
     console.print(f"load: {load.accepted:,} accepted, {load.rejected} rejected, "
-                  f"{load.errors} errors, p99 {load.latency_ms.get('p99', 0):.1f} ms")
+                  f"{load.errors} errors, {load.skipped:,} not sent (too many outstanding: "
+                  f"the machine could not keep up), p99 {load.latency_ms.get('p99', 0):.1f} ms")
     auditor = Auditor(s.model_copy(update={"kafka_bootstrap": eps["kafka_bootstrap"]}))
     with console.status("auditing the streams until the pipeline drains…"):
         rep = auditor.drain(wait_s=120)
