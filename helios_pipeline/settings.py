@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     linger_ms: int = Field(20, ge=0)
     compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"
     producer_buffer_kbytes: int = Field(32_768, ge=1024)
-    consumer_prefetch_kbytes: int = Field(8_192, ge=1024)
+    consumer_prefetch_kbytes: int = Field(4_096, ge=1024)
 
     # --- gateway ---
     gateway_max_body_bytes: int = Field(1 << 20, ge=1024)
