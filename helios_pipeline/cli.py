@@ -28,10 +28,6 @@ console = Console(stderr=True)
 out = Console()
 
 
-class UserError(Exception):
-    """Something the user can fix; printed as one line."""
-
-
 def fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
@@ -323,9 +319,6 @@ def main() -> None:
     try:
         app()
     except SettingsError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except UserError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
 

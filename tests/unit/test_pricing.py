@@ -117,8 +117,8 @@ def test_missing_floor_means_zero_usd_floor():
         ({"cur": ["USD"]}, "USD"),
         ({"cur": ["GBP"]}, "GBP"),
         ({"cur": ["GBP", "USD"]}, "USD"),
-        ({"cur": ["XXX", "EUR", "GBP"]}, "EUR"),
-        ({"cur": ["XXX"]}, None),
+        ({"cur": ["ZZZ", "EUR", "GBP"]}, "EUR"),
+        ({"cur": ["ZZZ"]}, None),
     ],
 )
 def test_bid_currency(request_, cur):
@@ -135,7 +135,7 @@ def test_price_converted_to_request_currency():
 
 
 def test_unsupported_request_currency_is_nobid():
-    req = {"cur": ["XXX"], "imp": [{"id": "1", "banner": {}}]}
+    req = {"cur": ["ZZZ"], "imp": [{"id": "1", "banner": {}}]}
     b = price_imp(req["imp"][0], 0.95, bid_currency(req))
     assert b.price is None
     assert b.nobid_reason == "unsupported_currency"
