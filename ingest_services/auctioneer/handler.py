@@ -24,6 +24,7 @@ CLEARING = Histogram(
     buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
 )
 SERVICE = "auctioneer"
+OUTCOME_COUNTERS = {k: OUTCOMES.labels(k) for k in ("won", "lost", "nobid")}
 
 
 class AuctioneerHandler:
@@ -80,7 +81,7 @@ class AuctioneerHandler:
                 base.update(outcome="nobid", nobid_reason=imp.get("nobid_reason") or "no_bid",
                             bid_price_usd=None, clearing_price_usd=None, loss_reason=None,
                             competitor_price_usd=None)
-                OUTCOMES.labels("nobid").inc()
+                OUTCOME_COUNTERS["nobid"].inc()
                 outcomes.append(base)
                 continue
             price = float(bid["price_usd"])
@@ -95,7 +96,7 @@ class AuctioneerHandler:
             base.update(outcome=d.outcome, nobid_reason=None, bid_price_usd=price,
                         clearing_price_usd=d.clearing_price, loss_reason=d.loss_reason,
                         competitor_price_usd=d.competitor_price, crid=bid.get("crid"))
-            OUTCOMES.labels(d.outcome).inc()
+            OUTCOME_COUNTERS[d.outcome].inc()
             if d.clearing_price is not None:
                 CLEARING.observe(d.clearing_price)
             outcomes.append(base)

@@ -23,6 +23,8 @@ BID_PRICE = Histogram(
     buckets=(0.1, 0.25, 0.35, 0.5, 0.6, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 5.0),
 )
 SERVICE = "bidder"
+PROCESSED_BID, PROCESSED_NOBID = PROCESSED.labels("bid"), PROCESSED.labels("nobid")
+ENRICHMENT_NO_USER = ENRICHMENT.labels("no_user")
 
 
 def user_of(request: dict) -> str | None:
@@ -62,7 +64,7 @@ class BidderHandler:
         profile = profiles.get(uid) if uid else None
         if uid is None:
             profile_status = "no_user"
-            ENRICHMENT.labels("no_user").inc()
+            ENRICHMENT_NO_USER.inc()
         elif profile is not None:
             profile_status = "found"
         elif lookup_status == "ok":
@@ -77,7 +79,7 @@ class BidderHandler:
             if b.price_usd is not None:
                 n_bids += 1
                 BID_PRICE.observe(b.price_usd)
-        PROCESSED.labels("bid" if n_bids else "nobid").inc()
+        (PROCESSED_BID if n_bids else PROCESSED_NOBID).inc()
         msg = {
             "v": m.SCHEMA_VERSION,
             "rid": env["rid"],

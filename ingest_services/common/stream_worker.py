@@ -138,11 +138,14 @@ class StreamWorker:
         BATCH_SIZE.labels(self.service).observe(len(good))
         records = self.handler(good)
         self._failed.clear()
+        per_topic: dict[str, int] = {}
         for rec in records:
             self._produce(rec)
-            if rec.topic.endswith(".dlq"):
-                DEAD_LETTERS.labels(self.service).inc()
-            PRODUCED.labels(self.service, rec.topic).inc()
+            per_topic[rec.topic] = per_topic.get(rec.topic, 0) + 1
+        for topic, n in per_topic.items():  # metrics once per batch, not per record
+            PRODUCED.labels(self.service, topic).inc(n)
+            if topic.endswith(".dlq"):
+                DEAD_LETTERS.labels(self.service).inc(n)
         remaining = self.producer.flush(30)
         if remaining or self._failed:
             raise DeliveryError(
