@@ -126,17 +126,13 @@ def outcome_latencies(settings, since_ms: int) -> list[float]:
     """202 → outcome published: outcome decided_at minus gateway received_at (ms)."""
     from helios_pipeline.audit import Auditor
 
-    auditor = Auditor(settings)
     lat: list[float] = []
-    orig = auditor._on_outcome
 
-    def on_outcome(msg) -> None:
-        orig(msg)
-        o = orjson.loads(msg.value())
+    def note(o: dict) -> None:
         if (o.get("received_at") or 0) >= since_ms:
             lat.append(o["decided_at"] - o["received_at"])
 
-    auditor.topics[settings.topic_outcomes] = on_outcome
+    auditor = Auditor(settings, on_outcome=note)
     auditor.drain(120)
     auditor.close()
     return lat

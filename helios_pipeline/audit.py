@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -34,8 +35,10 @@ class Ledger:
 
 
 class Auditor:
-    def __init__(self, s: Settings) -> None:
+    def __init__(self, s: Settings, on_outcome: Callable[[dict], None] | None = None) -> None:
+        """``on_outcome`` sees every parsed outcome record (e.g. to measure latency)."""
         self.s = s
+        self.on_outcome = on_outcome
         self.ledger = Ledger()
         self.consumer = Consumer(reader_config(s, "helios-audit"))
         self.topics = {
@@ -75,6 +78,8 @@ class Auditor:
         except Exception:
             self.ledger.unreadable += 1
             return
+        if self.on_outcome is not None:
+            self.on_outcome(o)
         led = self.ledger
         led.outcomes[key] += 1
         led.kinds[kind] += 1

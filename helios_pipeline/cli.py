@@ -14,18 +14,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from helios_pipeline.console import console, out, print_audit, progress
 from helios_pipeline.settings import Settings, SettingsError, get_settings, load_settings
 
 app = typer.Typer(help="Helios: real-time bidding analytics platform.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 profiles_app = typer.Typer(help="User profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
-console = Console(stderr=True)
-out = Console()
 
 
 def fail(message: str) -> typer.Exit:
@@ -45,11 +42,6 @@ def _stack_endpoint(s: Settings, key: str) -> str | None:
     if state and state.get("status") in ("ready", "starting"):
         return state["endpoints"].get(key)
     return None
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
 
 
 # ------------------------------------------------------------------------------- up
@@ -155,7 +147,7 @@ def profiles_seed(
     except redis.RedisError as exc:
         raise fail(f"cannot reach Redis at {url} ({exc}): start it with `helios up` "
                    f"or pass --redis-url") from None
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task("seeding profiles", total=users)
         n = load_into_redis(client, users, seed, on_batch=lambda k: bar.advance(task, k))
     out.print(f"seeded {n} profiles (seed {seed}) into {url}")
@@ -184,7 +176,7 @@ def load(
     except (OSError, ValueError) as exc:
         raise fail(f"--corpus: {exc}") from None
     traffic = Traffic(users, seed, files)
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"POST {target}/bid @ {rate:g}/s", total=int(rate * duration))
         report = asyncio.run(run_load(
             target, rate, duration, traffic, connections,
@@ -233,22 +225,6 @@ def audit(
         raise typer.Exit(1)
 
 
-def print_audit(rep: dict) -> None:
-    table = Table(title="helios audit")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("accepted requests", str(rep["accepted"]))
-    table.add_row("imps", str(rep["imps"]))
-    for k, v in rep["outcomes"].items():
-        table.add_row(f"outcomes {k}", str(v))
-    table.add_row("dead letters", str(rep["dead_letters"]))
-    ok = "[green]" if rep["missing"] == 0 else "[red]"
-    table.add_row("missing", f"{ok}{rep['missing']}")
-    ok = "[green]" if rep["duplicated"] == 0 else "[red]"
-    table.add_row("duplicated", f"{ok}{rep['duplicated']}")
-    out.print(table)
-
-
 # --------------------------------------------------------------------------- export
 @app.command()
 def export(
@@ -278,7 +254,7 @@ def export(
         raise fail(f"no warehouse at {path}: run `make demo` or materialise the outcome "
                    f"tables first, or pass --warehouse")
     wh = DuckDBWarehouse(path=str(path), lock_timeout_s=30)
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task("exporting days", total=None)
         try:
             with wh.connect(read_only=True) as con:

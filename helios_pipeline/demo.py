@@ -127,7 +127,7 @@ def run_demo(s: Settings, *, rate: float, duration: float, users: int, examples:
 def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: float,
          users: int, console: Console, out: Console, t0: float) -> int:
     from helios_pipeline.audit import Auditor
-    from helios_pipeline.cli import _progress, print_audit
+    from helios_pipeline.console import print_audit, progress
     from helios_pipeline.dagster_client import DagsterClient
     from helios_pipeline.loadgen import Traffic, run_load, send_files
 
@@ -154,7 +154,7 @@ def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: flo
     for k in statuses:
         if ":" in k:
             console.print(f"  [red]rejected[/] {k}")
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"synthetic traffic @ {rate:g}/s", total=int(rate * duration))
         load = asyncio.run(run_load(eps["gateway_url"], rate, duration,
                                     Traffic(users, seed=1, corpus=[]),

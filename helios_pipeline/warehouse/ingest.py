@@ -23,11 +23,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from helios_pipeline.warehouse import schema, transforms
 
-REJECTS = """
-    CREATE TABLE IF NOT EXISTS ingest_rejects (
-        topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL, "offset" BIGINT NOT NULL,
-        reason VARCHAR NOT NULL, rejected_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (topic, "partition", "offset"))"""
 
 @dataclass
 class IngestResult:
@@ -43,7 +38,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in schema.RAW_TABLES.values():
         con.execute(ddl).fetchall()
     con.execute(schema.OFFSETS).fetchall()
-    con.execute(REJECTS).fetchall()
+    con.execute(schema.REJECTS).fetchall()
 
 
 def stored_offsets(con: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]:

@@ -34,6 +34,13 @@ OFFSETS = """
         updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         PRIMARY KEY (topic, "partition"))"""
 
+# messages the ingest could not turn into rows (same transaction as rows and offsets)
+REJECTS = """
+    CREATE TABLE IF NOT EXISTS ingest_rejects (
+        topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL, "offset" BIGINT NOT NULL,
+        reason VARCHAR NOT NULL, rejected_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (topic, "partition", "offset"))"""
+
 OUTCOMES = """
     CREATE OR REPLACE TABLE outcomes AS
     SELECT

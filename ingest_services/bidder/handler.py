@@ -40,27 +40,27 @@ class BidderHandler:
 
     def __call__(self, batch: Sequence[Message]) -> list[Record]:
         out: list[Record] = []
-        parsed: list[tuple[Message, dict]] = []
+        parsed: list[tuple[Message, dict, str | None]] = []
         for msg in batch:
             try:
                 env = m.loads(msg.value())
                 req = env["request"]
                 if not isinstance(req, dict) or not isinstance(req.get("imp"), list):
                     raise ValueError("envelope has no OpenRTB request with imps")
-                parsed.append((msg, env))
+                parsed.append((msg, env, user_of(req)))
             except Exception as exc:  # poison: anything we cannot read goes to the DLQ
                 out.append(dead_letter(msg, f"unparseable bid request: {exc}", SERVICE))
-        lookup = self.profiles.lookup([u for _, e in parsed if (u := user_of(e["request"]))])
-        for msg, env in parsed:
+        lookup = self.profiles.lookup([uid for _, _, uid in parsed if uid])
+        for msg, env, uid in parsed:
             try:
-                out.append(self._respond(env, lookup.profiles, lookup.status))
+                out.append(self._respond(env, uid, lookup.profiles, lookup.status))
             except Exception as exc:
                 out.append(dead_letter(msg, f"cannot price request: {exc}", SERVICE))
         return out
 
-    def _respond(self, env: dict, profiles: dict, lookup_status: str) -> Record:
+    def _respond(self, env: dict, uid: str | None, profiles: dict, lookup_status: str
+                 ) -> Record:
         req = env["request"]
-        uid = user_of(req)
         profile = profiles.get(uid) if uid else None
         if uid is None:
             profile_status = "no_user"

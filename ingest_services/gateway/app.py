@@ -49,20 +49,6 @@ def _to_response(reply: Reply) -> JSON:
     return JSON(reply.body, status_code=reply.status, headers=reply.headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it exceeds ``limit`` (checked before and while reading)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class FastPath:
     """ASGI front for ``POST /bid`` and ``POST /bids``; everything else goes to FastAPI."""
 
@@ -89,6 +75,7 @@ class FastPath:
 
     @staticmethod
     async def _body(scope, receive, limit: int) -> bytes | None:
+        """The body, or None once it exceeds ``limit`` (checked before and while reading)."""
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 return None
@@ -140,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastPath:
     )
     async def bid(request: Request):
         core: GatewayCore = state["core"]
-        return _to_response(await core.bid(await _read_body(request, core.bid_limit)))
+        raw = await FastPath._body(request.scope, request.receive, core.bid_limit)
+        return _to_response(await core.bid(raw))
 
     @app.post(
         "/bids",
@@ -154,7 +142,8 @@ def create_app(settings: Settings | None = None) -> FastPath:
     )
     async def bids(request: Request):
         core: GatewayCore = state["core"]
-        return _to_response(await core.bids(await _read_body(request, core.batch_limit)))
+        raw = await FastPath._body(request.scope, request.receive, core.batch_limit)
+        return _to_response(await core.bids(raw))
 
     @app.get("/healthz", response_model=Health, summary="Liveness")
     async def healthz():

@@ -8,7 +8,6 @@ implementation of validation, publishing and the status codes.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import orjson
@@ -33,6 +32,7 @@ ACCEPTED = REQUESTS.labels("accepted")
 REJECTED = REQUESTS.labels("rejected")
 TOO_LARGE = REQUESTS.labels("too_large")
 UNAVAILABLE = REQUESTS.labels("unavailable")
+BID_LATENCY, BIDS_LATENCY = LATENCY.labels("/bid"), LATENCY.labels("/bids")
 RETRY_AFTER = {"Retry-After": "1"}
 
 
@@ -75,11 +75,8 @@ class GatewayCore:
         self.batch_limit = settings.gateway_max_body_bytes * 64
 
     async def bid(self, raw: bytes | None) -> Reply:
-        started = time.perf_counter()
-        try:
+        with BID_LATENCY.time():
             return await self._bid(raw)
-        finally:
-            LATENCY.labels("/bid").observe(time.perf_counter() - started)
 
     async def _bid(self, raw: bytes | None) -> Reply:
         if raw is None:
@@ -109,11 +106,8 @@ class GatewayCore:
         return Reply(202, {"id": obj["id"], "status": "accepted", "rid": rid})
 
     async def bids(self, raw: bytes | None) -> Reply:
-        started = time.perf_counter()
-        try:
+        with BIDS_LATENCY.time():
             return await self._bids(raw)
-        finally:
-            LATENCY.labels("/bids").observe(time.perf_counter() - started)
 
     async def _bids(self, raw: bytes | None) -> Reply:
         if raw is None:

@@ -50,12 +50,7 @@ class ProfileRow:
     country: str
 
     def best(self) -> tuple[str, float] | None:
-        """The highest-scoring interest (ties: category name)."""
-        best = None
-        for cat, score in self.interests:
-            if best is None or score > best[1] or (score == best[1] and cat < best[0]):
-                best = (cat, score)
-        return best
+        return _best(self.interests)
 
     def to_proto(self) -> pb.UserProfile:
         profile = pb.UserProfile(user_id=self.user_id, locale=self.locale)
@@ -109,13 +104,18 @@ def generate(users: int, seed: int, start: int = 0) -> Iterator[pb.UserProfile]:
         yield row.to_proto()
 
 
-def best_interest(profile: pb.UserProfile) -> tuple[str, float] | None:
-    """The highest-scoring interest (ties: category name), the bidder's targeting signal."""
+def _best(pairs) -> tuple[str, float] | None:
+    """The highest score; ties go to the smaller category name (deterministic)."""
     best = None
-    for it in profile.interests:
-        if best is None or it.score > best[1] or (it.score == best[1] and it.category < best[0]):
-            best = (it.category, it.score)
+    for cat, score in pairs:
+        if best is None or score > best[1] or (score == best[1] and cat < best[0]):
+            best = (cat, score)
     return best
+
+
+def best_interest(profile: pb.UserProfile) -> tuple[str, float] | None:
+    """The bidder's targeting signal: the profile's highest-scoring interest."""
+    return _best((it.category, it.score) for it in profile.interests)
 
 
 def load_into_redis(

@@ -1,0 +1,31 @@
+"""Terminal output shared by the CLI and the demo: consoles, progress bars, the audit table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(stderr=True)  # progress, status and errors
+out = Console()  # results (tables, JSON), so they can be piped
+
+
+def progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def print_audit(rep: dict) -> None:
+    table = Table(title="helios audit")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("accepted requests", str(rep["accepted"]))
+    table.add_row("imps", str(rep["imps"]))
+    for k, v in rep["outcomes"].items():
+        table.add_row(f"outcomes {k}", str(v))
+    table.add_row("dead letters", str(rep["dead_letters"]))
+    ok = "[green]" if rep["missing"] == 0 else "[red]"
+    table.add_row("missing", f"{ok}{rep['missing']}")
+    ok = "[green]" if rep["duplicated"] == 0 else "[red]"
+    table.add_row("duplicated", f"{ok}{rep['duplicated']}")
+    out.print(table)
