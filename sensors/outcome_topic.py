@@ -11,6 +11,7 @@ watermark state requested once; the ``duckdb_writer`` pool keeps runs from overl
 
 import hashlib
 import json
+import logging
 import time
 
 import dagster as dg
@@ -20,6 +21,7 @@ from helios_pipeline.jobs import ingest_job
 from helios_pipeline.resources import KafkaResource
 
 HEARTBEAT_S = 300
+RUNS_LOG = logging.getLogger("helios.runs")
 
 
 def topic_watermarks(kafka: KafkaResource, topic: str) -> dict[str, int]:
@@ -58,7 +60,9 @@ def outcome_topic_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResour
 def log_run_failures(context: dg.RunFailureSensorContext) -> None:
     """One structured line per failed run, for log shippers and alerting."""
     run = context.dagster_run
-    context.log.error(json.dumps({
+    line = json.dumps({
         "event": "run_failed", "run_id": run.run_id, "job": run.job_name,
         "tags": dict(run.tags), "error": context.failure_event.message,
-    }))
+    })
+    RUNS_LOG.error(line)  # the daemon's log stream, for shippers and alerting
+    context.log.error(line)  # the sensor's tick log in the UI

@@ -11,7 +11,13 @@ import duckdb
 import orjson
 import pytest
 
-from assets.checks import daily_stats_reconcile, outcomes_prices_valid, outcomes_unique_keys
+from assets.checks import (
+    daily_stats_rates_in_range,
+    daily_stats_reconcile,
+    outcomes_account_for_every_imp,
+    outcomes_prices_valid,
+    outcomes_unique_keys,
+)
 from assets.exports import analyst_exports
 from assets.ingest import raw_auction_outcomes, raw_bid_requests, raw_bid_responses
 from assets.profiles import user_profiles
@@ -163,6 +169,25 @@ def test_full_graph_ingests_exactly_once_and_builds_stats_report_and_exports(
     assert analyst.execute("SELECT count(*) FROM outcomes").fetchone() == (imps,)
     analyst.close()
 
+    # `helios export` writes the same layout from the command line, for a date range
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "helios_pipeline.cli", "export", "--warehouse", str(db)]
+    done = subprocess.run([*cli, "--out", str(tmp_path / "cli"), "--from", day, "--to", day],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    mine = duckdb.connect(str(tmp_path / "cli" / "helios.duckdb"), read_only=True)
+    assert mine.execute("SELECT count(*) FROM outcomes").fetchone() == (imps,)
+    mine.close()
+    empty = subprocess.run([*cli, "--out", str(tmp_path / "none"), "--to", "2000-01-01"],
+                           capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 0 and "exported 0 days" in empty.stderr
+    bad = subprocess.run([*cli, "--out", str(tmp_path / "bad"), "--from", "yesterday"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == "error: --from 'yesterday' is not a date: use YYYY-MM-DD"
+
 
 def _crash_after_insert(settings_dict: dict, db: str) -> None:
     from helios_pipeline.settings import load_settings
@@ -212,22 +237,33 @@ def test_daily_stats_rematerialisation_is_idempotent_and_checks_catch_planted_ro
                           selection=[daily_stats]).success
     assert q(db, "SELECT * FROM daily_stats ORDER BY ALL") == snapshot
 
+    def evaluate(check_def, assets_=(outcomes,)):
+        r = dg.materialize([*assets_, check_def], resources=rs, raise_on_error=False,
+                           selection=dg.AssetSelection.checks(check_def), partition_key=None)
+        return r.get_asset_check_evaluations()[0].passed, r.success
+
     def check(check_def, assets_=(outcomes,)):
-        r = dg.materialize([*assets_, check_def], resources=rs, selection=dg.AssetSelection
-                           .checks(check_def), partition_key=None)
-        return r.get_asset_check_evaluations()[0].passed
+        return evaluate(check_def, assets_)[0]
 
     assert check(outcomes_unique_keys) and check(outcomes_prices_valid)
+    assert check(daily_stats_rates_in_range, (outcomes, daily_stats))
+    assert check(outcomes_account_for_every_imp)
     con = duckdb.connect(str(db))
     con.execute("INSERT INTO outcomes SELECT * FROM outcomes LIMIT 1")  # a doubled row
     con.execute("UPDATE outcomes SET clearing_price_usd = bid_price_usd + 1 "
                 "WHERE rid = (SELECT min(rid) FROM outcomes WHERE outcome = 'won')")
-    con.execute(f"UPDATE daily_stats SET wins = wins + 5 WHERE day = '{day}' "
+    con.execute(f"UPDATE daily_stats SET wins = wins + 5, win_rate = 1.5 WHERE day = '{day}' "
                 f"AND hour = (SELECT min(hour) FROM daily_stats WHERE day = '{day}')")
+    # an accepted imp, long before the newest request, that never got an outcome
+    con.execute("INSERT INTO bid_requests (rid, imp_id, received_at) "
+                "VALUES ('lost-rid', '1', TIMESTAMPTZ '2000-01-01 00:00:00+00')")
     con.close()
     assert not check(outcomes_unique_keys)
     assert not check(outcomes_prices_valid)
     assert not check(daily_stats_reconcile, (outcomes, daily_stats))
+    assert not check(daily_stats_rates_in_range, (outcomes, daily_stats))
+    passed, run_ok = evaluate(outcomes_account_for_every_imp)
+    assert not passed and not run_ok  # blocking: the run stops, downstream does not run
 
 
 def test_outcome_sensor_requests_runs_only_when_the_topic_moves(settings, examples):
@@ -242,6 +278,15 @@ def test_outcome_sensor_requests_runs_only_when_the_topic_moves(settings, exampl
     produce(settings, settings.topic_outcomes, [("k2", b"{}")])
     second = outcome_topic_sensor(ctx)
     assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
+
+
+def test_todays_stats_schedule_refreshes_the_current_partition():
+    from helios_pipeline.jobs import todays_stats_schedule
+
+    ctx = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 21, 13, 5, tzinfo=UTC))
+    req = todays_stats_schedule(ctx)
+    assert req.partition_key == "2026-11-21" and req.run_key == "stats-2026-11-21-1305"
 
 
 def test_daily_report_schedule_targets_yesterday():
@@ -330,3 +375,25 @@ def test_serving_daily_stats_mirrors_a_partition_into_postgres_idempotently(
     assert len(served) == len(duck) > 0
     assert [r[:8] for r in served] == [r[:8] for r in duck]
     assert all(abs(a[8] - b[8]) < 1e-9 for a, b in zip(served, duck, strict=True))
+
+
+def test_run_failure_sensor_logs_one_structured_line(caplog):
+    from sensors.outcome_topic import log_run_failures
+
+    @dg.asset
+    def broken():
+        raise RuntimeError("boom")
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        res = dg.materialize([broken], instance=instance, raise_on_error=False)
+        assert not res.success
+        failure = next(e for e in res.all_events if e.event_type_value == "PIPELINE_FAILURE")
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="log_run_failures", dagster_event=failure, dagster_instance=instance,
+            dagster_run=res.dagster_run).for_run_failure()
+        with caplog.at_level("ERROR"):
+            log_run_failures(ctx)
+    lines = [r.getMessage() for r in caplog.records if '"run_failed"' in r.getMessage()]
+    assert len(lines) == 1
+    record = orjson.loads(lines[0][lines[0].index("{"):])
+    assert record["run_id"] == res.run_id and record["event"] == "run_failed"

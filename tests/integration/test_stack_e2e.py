@@ -116,6 +116,33 @@ def test_stack_runs_the_examples_and_traffic_with_nothing_lost_or_doubled(stack,
     assert rep["outcomes"]["total"] == rep["imps"]
     assert rep["dead_letters"] == 0
 
+    # the seed system's metric names, on each service's /metrics
+    import urllib.request
+
+    def metrics(url: str) -> str:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.read().decode()
+
+    gw, bidder, auct = (metrics(eps[k]) for k in ("gateway_metrics", "bidder_metrics",
+                                                   "auctioneer_metrics"))
+    assert 'bid_requests_total{status="accepted"}' in gw and "kafka_publish_errors_total" in gw
+    for name in ('bid_requests_processed_total{status="bid"}',
+                 'user_profile_enrichment_total{status="found"}',
+                 "user_profile_rpc_duration_seconds_count", "bid_price_distribution_usd_count",
+                 'circuit_breaker_state{service="profile_service"}', "helios_dead_letters_total"):
+        assert name in bidder, name
+    assert 'auction_outcomes_total{outcome="won"}' in auct
+    assert "profile_lookups_total" in metrics(eps["profile_metrics"])
+
+    # services log JSON, one object per line, and never a request payload
+    for service in ("gateway", "bidder", "auctioneer", "profiles"):
+        lines = (stack.home / "logs" / f"{service}.log").read_text().splitlines()
+        assert lines, service
+        for line in lines:
+            record = json.loads(line)
+            assert {"ts", "level", "msg"} <= set(record), line
+            assert '"imp"' not in line and "bidfloor" not in line, line
+
     assert stack.stop() == 0
     assert "restarting" in stack.output() and "bidder" in stack.output()
     assert wait_for(lambda: not any(psutil.pid_exists(p) for p in pids), 10)
