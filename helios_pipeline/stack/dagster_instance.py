@@ -1,28 +1,48 @@
 """The embedded Dagster instance: SQLite storage under $HELIOS_HOME/dagster.
 
-Same run coordinator and pool limit as the deployment's ``dagster.yaml``; only storage
-differs (SQLite here, PostgreSQL there).
+``SHARED_INSTANCE`` is the one definition of everything but storage (run coordinator,
+run and pool concurrency, telemetry). The embedded instance is ``SHARED_INSTANCE`` plus
+SQLite storage; the deployment's ``dagster.yaml`` (repository root, mounted by Helm) is
+``SHARED_INSTANCE`` plus PostgreSQL storage, and tests/unit/test_dagster_instance.py fails
+if the two differ in anything but ``storage``. It is a Python dict, not a read of
+``dagster.yaml``, so an installed wheel (which carries no root files) needs nothing else.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 import helios_pipeline
 
-EMBEDDED_INSTANCE = """\
-# Written by `helios up`: the embedded default's Dagster instance (SQLite storage here).
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-concurrency:
-  runs:
-    max_concurrent_runs: 4
-  pools:
-    default_limit: 1  # duckdb_writer: DuckDB allows one writing process
-telemetry:
-  enabled: false
-"""
+SHARED_INSTANCE: dict = {
+    "run_coordinator": {
+        "module": "dagster.core.run_coordinator",
+        "class": "QueuedRunCoordinator",
+    },
+    "concurrency": {
+        # 4 for both (it was 4 embedded, 8 deployed): every warehouse asset is in the
+        # `duckdb_writer` pool at one slot, so runs past the first mostly wait for it, and
+        # each run is its own Python process (default run launcher) of ~200 MB. 4 fits the
+        # 2-core default machine and still lets non-writing runs (reports, exports, topic
+        # observation) go alongside a writer.
+        "runs": {"max_concurrent_runs": 4},
+        "pools": {"default_limit": 1},  # duckdb_writer: DuckDB allows one writing process
+    },
+    "telemetry": {"enabled": False},
+}
+
+HEADER = "# Written by `helios up`: the embedded default's Dagster instance (SQLite storage).\n"
+
+
+def embedded_instance(dagster_home: Path) -> dict:
+    """``SHARED_INSTANCE`` with SQLite storage under ``dagster_home``.
+
+    ``base_dir`` = DAGSTER_HOME keeps the layout of Dagster's default (``history/``,
+    ``schedules/``), so an existing $HELIOS_HOME/dagster keeps its run history.
+    """
+    return {"storage": {"sqlite": {"base_dir": str(dagster_home)}}, **SHARED_INSTANCE}
 
 
 def workspace_file() -> Path:
@@ -32,5 +52,6 @@ def workspace_file() -> Path:
 def write_embedded_instance(dagster_home: Path) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     path = dagster_home / "dagster.yaml"
-    path.write_text(EMBEDDED_INSTANCE)
+    path.write_text(HEADER + yaml.safe_dump(embedded_instance(dagster_home),
+                                            sort_keys=False))
     return path
