@@ -11,8 +11,8 @@ import time
 
 from confluent_kafka import Consumer, Producer
 
-from helios_pipeline.settings import Settings
 from ingest_services.common.kafka import consumer_config, ensure_topics, producer_config
+from ingest_services.settings import Settings
 
 
 async def raw_asgi(scope, receive, send) -> None:

@@ -27,9 +27,9 @@ from rich.table import Table
 from bench.ceilings import bare_produce_consume
 from helios_pipeline.http_load import Pool
 from helios_pipeline.loadgen import Traffic, percentiles, run_load
-from helios_pipeline.settings import load_settings
 from helios_pipeline.stack import probes
 from helios_pipeline.synth import make_request
+from ingest_services.settings import load_settings
 
 console = Console()
 PORTS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT", "BIDDER_METRICS_PORT",

@@ -58,7 +58,7 @@ from rich.table import Table
 from assets.profiles import user_profiles
 from assets.warehouse import daily_stats, outcomes
 from helios_pipeline.resources import DuckDBWarehouse, RedisResource
-from helios_pipeline.settings import Settings, load_settings
+from helios_pipeline.stack.servers import Server, start_redis, start_tansu
 from helios_pipeline.warehouse import schema, transforms
 from helios_pipeline.warehouse.ingest import (
     ChunkReader,
@@ -72,7 +72,7 @@ from ingest_services.common import messages as m
 from ingest_services.common.kafka import ensure_topics, producer_config, reader_config
 from ingest_services.profiles import store
 from ingest_services.profiles.seed import IAB_CATEGORIES, generate_rows
-from tests.integration.servers import Server, start_redis, start_tansu
+from ingest_services.settings import Settings, load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 TOPIC = "auction_outcomes"

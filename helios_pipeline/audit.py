@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from helios_pipeline.settings import Settings
 from ingest_services.common.kafka import reader_config
+from ingest_services.settings import Settings
 
 
 @dataclass

@@ -7,7 +7,6 @@ tracebacks are for bugs.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from helios_pipeline.console import console, out, print_audit, progress
-from helios_pipeline.settings import Settings, SettingsError, get_settings, load_settings
+from helios_pipeline.console import console, out, print_audit, print_json_line, progress
+from ingest_services.settings import Settings, SettingsError, get_settings, load_settings
 
 app = typer.Typer(help="Helios: real-time bidding analytics platform.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -116,7 +115,9 @@ def serve(
 
     if service not in SERVICES:
         raise fail(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}")
-    s = get_settings()
+    from ingest_services.settings import SERVICE_SETTINGS
+
+    s = get_settings(SERVICE_SETTINGS[service])  # a pod reads only its own group
     if service == "gateway" and (port or workers):
         from ingest_services.common.logs import setup_logging
 
@@ -184,7 +185,7 @@ def load(
     if report.sent and report.statuses.get("error", 0) == report.sent:
         raise fail(f"no request reached the gateway at {target}: is `helios up` running?")
     if as_json:
-        out.print_json(json.dumps(report.as_dict()))
+        print_json_line(report.as_dict())
         return
     table = Table(title="helios load")
     table.add_column("metric")
@@ -218,7 +219,7 @@ def audit(
     finally:
         auditor.close()
     if as_json:
-        out.print_json(json.dumps(rep))
+        print_json_line(rep)
     else:
         print_audit(rep)
     if rep["missing"] or rep["duplicated"]:
@@ -239,8 +240,8 @@ def export(
 
     import duckdb
 
-    from assets.exports import export as run_export
     from helios_pipeline.resources import DuckDBWarehouse
+    from helios_pipeline.warehouse.exports import export as run_export
 
     for flag, value in (("--from", from_), ("--to", to)):
         if value is not None:

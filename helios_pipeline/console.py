@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -13,6 +16,15 @@ out = Console()  # results (tables, JSON), so they can be piped
 def progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=False)
+
+
+def print_json_line(obj: object) -> None:
+    """A machine-readable result (``--json``): exactly one line of plain JSON on stdout.
+
+    Not through Rich, which pretty-prints, highlights and wraps at the terminal width.
+    """
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
 
 
 def print_audit(rep: dict) -> None:

@@ -1,26 +1,36 @@
-"""A small client for the Dagster webserver's GraphQL API: launch runs and wait for them.
+"""The Dagster webserver's GraphQL API as the demo and the end-to-end tests drive it.
 
-The demo and the end-to-end tests launch runs through the running webserver, exactly as
-the UI does, so they queue, run in the daemon's run launcher and appear in the UI.
+They launch runs through the running webserver, exactly as the UI does, so they queue, run
+in the daemon's run launcher and appear in the UI.
+
+What the library covers: ``DagsterClient`` is a ``dagster_graphql.DagsterGraphQLClient``,
+whose ``submit_job_execution`` launches a run (a job, an asset selection, run config, tags)
+and whose ``get_run_status`` reads a run's status; callers use those calls as they are.
+
+What remains ours (the library has no call for it), a few lines each:
+
+- ``from_url``: the client from the webserver URL that ``stack.json`` records.
+- ``wait_for_location``: the code location loads some seconds after the webserver answers;
+  returns its name once loaded.
+- ``wait_for_run``: polls ``get_run_status`` until the run finishes, or raises
+  ``DagsterError`` naming the run and the timeout.
+- ``latest_materialization``: an asset's latest materialisation (run id, int metadata).
+
+The two queries of our own go through the library's transport (``_execute``), so every
+call shares its connection handling and errors (``DagsterGraphQLClientError``).
 """
 
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
-import httpx
+import dagster as dg
+from dagster_graphql import DagsterGraphQLClient
 
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on InvalidSubsetError { message }
-  }
-}"""
-RUN = """query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+REPOSITORY = "__repository__"  # the repository name Dagster gives a code location's Definitions
+FINISHED = frozenset({dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
+                      dg.DagsterRunStatus.CANCELED})
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name
   locationOrLoadError { __typename } } } } }"""
 ASSET = """
@@ -38,56 +48,47 @@ class DagsterError(RuntimeError):
     pass
 
 
-class DagsterClient:
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
+class DagsterClient(DagsterGraphQLClient):
+    """``DagsterGraphQLClient`` plus the waits and the one read it lacks (module docstring)."""
 
-    def query(self, query: str, variables: dict | None = None) -> dict:
-        resp = httpx.post(f"{self.url}/graphql",
-                          json={"query": query, "variables": variables or {}}, timeout=30)
-        resp.raise_for_status()
-        body = resp.json()
-        if "errors" in body:
-            raise DagsterError(str(body["errors"])[:500])
-        return body["data"]
+    @classmethod
+    def from_url(cls, url: str, timeout: int = 30) -> DagsterClient:
+        """``url``: the webserver's, e.g. ``http://127.0.0.1:3000``."""
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise ValueError(f"not a Dagster webserver URL: {url!r}")
+        return cls(parts.hostname, port_number=parts.port, use_https=parts.scheme == "https",
+                   path_prefix=parts.path.rstrip("/"), timeout=timeout)
 
     def wait_for_location(self, timeout: float = 120) -> str:
         """The name of the loaded code location (it loads after the server starts)."""
         deadline = time.monotonic() + timeout
         while True:
-            entries = self.query(LOCATIONS)["workspaceOrError"]["locationEntries"]
+            entries = self._execute(LOCATIONS)["workspaceOrError"]["locationEntries"]
             for e in entries:
                 if (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation":
                     return e["name"]
             if time.monotonic() > deadline:
-                raise DagsterError(f"code location did not load: {entries}")
+                raise DagsterError(f"code location did not load within {timeout:.0f} s: "
+                                   f"{entries}")
             time.sleep(1)
 
-    def launch(self, location: str, job: str, *, assets: list[list[str]] | None = None,
-               run_config: dict | None = None, tags: dict[str, str] | None = None) -> str:
-        selector: dict = {"repositoryLocationName": location,
-                          "repositoryName": "__repository__", "jobName": job}
-        if assets:
-            selector["assetSelection"] = [{"path": p} for p in assets]
-        params = {"selector": selector, "runConfigData": run_config or {},
-                  "executionMetadata": {"tags": [{"key": k, "value": v}
-                                                 for k, v in (tags or {}).items()]}}
-        got = self.query(LAUNCH, {"params": params})["launchRun"]
-        if got["__typename"] != "LaunchRunSuccess":
-            raise DagsterError(f"launch of {job} failed: {got}")
-        return got["run"]["runId"]
-
-    def wait(self, run_id: str, timeout: float = 300) -> str:
+    def wait_for_run(self, run_id: str, timeout: float = 300,
+                     poll: float = 1.0) -> dg.DagsterRunStatus:
+        """The run's final status (SUCCESS, FAILURE or CANCELED), polled with
+        ``get_run_status``; ``DagsterError`` if it has not finished within ``timeout`` s."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self.query(RUN, {"id": run_id})["runOrError"]["status"]
-            if status in ("SUCCESS", "FAILURE", "CANCELED"):
+        while True:
+            status = self.get_run_status(run_id)
+            if status in FINISHED:
                 return status
-            time.sleep(1)
-        raise DagsterError(f"run {run_id} did not finish within {timeout:.0f} s")
+            if time.monotonic() >= deadline:
+                raise DagsterError(f"run {run_id} did not finish within {timeout:.0f} s "
+                                   f"(still {status.value}); see the Dagster UI")
+            time.sleep(poll)
 
     def latest_materialization(self, path: list[str]) -> dict | None:
-        mats = self.query(ASSET, {"path": path})["assetOrError"].get("assetMaterializations")
+        mats = self._execute(ASSET, {"path": path})["assetOrError"].get("assetMaterializations")
         if not mats:
             return None
         m = mats[0]

@@ -24,8 +24,8 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from helios_pipeline.settings import Settings
 from helios_pipeline.stack.supervisor import read_stack
+from ingest_services.settings import Settings
 
 
 class DemoError(RuntimeError):
@@ -126,24 +126,28 @@ def run_demo(s: Settings, *, rate: float, duration: float, users: int, examples:
 
 def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: float,
          users: int, console: Console, out: Console, t0: float) -> int:
+    import dagster as dg
+
     from helios_pipeline.audit import Auditor
     from helios_pipeline.console import print_audit, progress
-    from helios_pipeline.dagster_client import DagsterClient
+    from helios_pipeline.dagster_client import REPOSITORY, DagsterClient
     from helios_pipeline.loadgen import Traffic, run_load, send_files
 
     eps = state["endpoints"]
     warehouse = Path(eps["warehouse"])
     console.print(f"stack ready in {time.monotonic() - t0:.0f} s: gateway {eps['gateway_url']}"
                   f", Dagster UI {eps['dagster_ui']} (stack.json: {s.stack_file})")
-    dagster = DagsterClient(eps["dagster_ui"])
+    dagster = DagsterClient.from_url(eps["dagster_ui"])
     with console.status("loading the Dagster code location…"):
         location = dagster.wait_for_location()
     with console.status(f"materialising user_profiles ({users:,} users) through Dagster…"):
-        run_id = dagster.launch(location, "__ASSET_JOB", assets=[["user_profiles"]],
-                                run_config={"ops": {"user_profiles": {
-                                    "config": {"users": users, "seed": 7}}}})
-        if (status := dagster.wait(run_id)) != "SUCCESS":
-            raise DemoError(f"user_profiles run {run_id} ended {status}; see the Dagster UI")
+        run_id = dagster.submit_job_execution(
+            "__ASSET_JOB", repository_location_name=location, repository_name=REPOSITORY,
+            asset_selection=["user_profiles"],
+            run_config={"ops": {"user_profiles": {"config": {"users": users, "seed": 7}}}})
+        if (status := dagster.wait_for_run(run_id)) != dg.DagsterRunStatus.SUCCESS:
+            raise DemoError(f"user_profiles run {run_id} ended {status.value}; "
+                            f"see the Dagster UI")
     console.print(f"user_profiles: {users:,} profiles in DuckDB and Redis (run {run_id[:8]})")
 
     watch = FirstRowWatch(warehouse, t0)
@@ -178,9 +182,12 @@ def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: flo
                         f"catch up within 300 s (see runs in {eps['dagster_ui']})")
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     with console.status(f"materialising daily_stats, the report and exports for {day}…"):
-        run_id = dagster.launch(location, "daily_report", tags={"dagster/partition": day})
-        if (status := dagster.wait(run_id)) != "SUCCESS":
-            raise DemoError(f"daily_report run {run_id} ended {status}; see the Dagster UI")
+        run_id = dagster.submit_job_execution(
+            "daily_report", repository_location_name=location, repository_name=REPOSITORY,
+            tags={"dagster/partition": day})
+        if (status := dagster.wait_for_run(run_id)) != dg.DagsterRunStatus.SUCCESS:
+            raise DemoError(f"daily_report run {run_id} ended {status.value}; "
+                            f"see the Dagster UI")
 
     print_audit(rep)
     k = rep["kpis"]

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import dagster as dg
 import duckdb
 
-from helios_pipeline.settings import load_settings
 from ingest_services.common.kafka import reader_config
+from ingest_services.settings import load_settings
 
 
 class KafkaResource(dg.ConfigurableResource):

@@ -11,12 +11,19 @@ import signal
 import threading
 from collections.abc import Callable
 
-from helios_pipeline.settings import Settings
 from ingest_services.common.logs import setup_logging
+from ingest_services.settings import (
+    SERVICE_SETTINGS,
+    AuctioneerSettings,
+    BidderSettings,
+    GatewaySettings,
+    ProfileSettings,
+    load_settings,
+)
 
 log = logging.getLogger("helios.serve")
 
-SERVICES = ("gateway", "bidder", "auctioneer", "profiles")
+SERVICES = tuple(SERVICE_SETTINGS)
 
 
 def _on_signals(stop: Callable[[], None]) -> None:
@@ -28,7 +35,7 @@ def _on_signals(stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run_gateway(s: Settings, port: int | None = None, workers: int | None = None) -> None:
+def run_gateway(s: GatewaySettings, port: int | None = None, workers: int | None = None) -> None:
     import uvicorn
 
     uvicorn.run(
@@ -43,7 +50,7 @@ def run_gateway(s: Settings, port: int | None = None, workers: int | None = None
     )
 
 
-def _run_worker(s: Settings, service: str, metrics_port: int, build) -> None:
+def _run_worker(s: BidderSettings | AuctioneerSettings, service: str, metrics_port: int, build) -> None:
     from ingest_services.common.http_status import serve_status
     from ingest_services.common.kafka import ensure_topics
 
@@ -59,7 +66,7 @@ def _run_worker(s: Settings, service: str, metrics_port: int, build) -> None:
         status.shutdown()
 
 
-def run_bidder(s: Settings) -> None:
+def run_bidder(s: BidderSettings) -> None:
     from ingest_services.bidder.handler import BidderHandler
     from ingest_services.common.circuit import CircuitBreaker
     from ingest_services.common.stream_worker import StreamWorker
@@ -77,7 +84,7 @@ def run_bidder(s: Settings) -> None:
     _run_worker(s, "bidder", s.bidder_metrics_port, build)
 
 
-def run_auctioneer(s: Settings) -> None:
+def run_auctioneer(s: AuctioneerSettings) -> None:
     from ingest_services.auctioneer.handler import AuctioneerHandler
     from ingest_services.common.stream_worker import StreamWorker
 
@@ -92,7 +99,7 @@ def run_auctioneer(s: Settings) -> None:
     _run_worker(s, "auctioneer", s.auctioneer_metrics_port, build)
 
 
-def run_profiles(s: Settings) -> None:
+def run_profiles(s: ProfileSettings) -> None:
     from ingest_services.common.http_status import serve_status
     from ingest_services.profiles.service import build_server
 
@@ -107,7 +114,9 @@ def run_profiles(s: Settings) -> None:
     status.shutdown()
 
 
-def serve(service: str, s: Settings) -> None:
+def serve(service: str, s=None) -> None:
+    """Run ``service``; ``s`` defaults to that service's own settings group."""
+    s = s or load_settings(SERVICE_SETTINGS[service])
     setup_logging(s.log_level)
     {
         "gateway": run_gateway,

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helios_pipeline.settings import Settings
 from helios_pipeline.stack import binaries, probes
+from ingest_services.settings import Settings
 
 PR_SET_PDEATHSIG = 1
 

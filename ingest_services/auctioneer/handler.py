@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from confluent_kafka import Message
 from prometheus_client import Counter, Histogram
 
-from helios_pipeline.settings import Settings
 from ingest_services.auctioneer.auction import Decision, run_auction, threshold_auction
 from ingest_services.auctioneer.market import MarketModel
 from ingest_services.common import messages as m
 from ingest_services.common.stream_worker import Record, dead_letter
+from ingest_services.settings import AuctioneerSettings as Settings
 
 OUTCOMES = Counter("auction_outcomes_total", "Imp outcomes", ["outcome"])
 CLEARING = Histogram(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from helios_pipeline.settings import Settings
+from ingest_services.settings import KafkaSettings as Settings
 
 
 def producer_config(s: Settings, client_id: str, *, linger_ms: int | None = None) -> dict:

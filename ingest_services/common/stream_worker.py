@@ -17,10 +17,10 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
-from helios_pipeline.settings import Settings
 from ingest_services.common import messages as m
 from ingest_services.common.kafka import consumer_config, producer_config
 from ingest_services.common.metrics import PUBLISH_ERRORS
+from ingest_services.settings import KafkaSettings as Settings
 
 log = logging.getLogger(__name__)
 

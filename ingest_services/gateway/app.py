@@ -21,7 +21,6 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from helios_pipeline.settings import Settings, get_settings
 from ingest_services.gateway.core import GatewayCore, Reply
 from ingest_services.gateway.publisher import Publisher
 from ingest_services.gateway.schemas import (
@@ -32,6 +31,7 @@ from ingest_services.gateway.schemas import (
     ErrorBody,
     Health,
 )
+from ingest_services.settings import GatewaySettings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ class FastPath:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def create_app(settings: Settings | None = None) -> FastPath:
-    s = settings or get_settings()
+def create_app(settings: GatewaySettings | None = None) -> FastPath:
+    s = settings or get_settings(GatewaySettings)
     state: dict = {}
 
     @asynccontextmanager

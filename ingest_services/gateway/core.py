@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import orjson
 from prometheus_client import Counter, Histogram
 
-from helios_pipeline.settings import Settings
 from ingest_services.common import messages as m
 from ingest_services.common.metrics import PUBLISH_ERRORS
 from ingest_services.gateway.publisher import BatchAck, Publisher, QueueFull
 from ingest_services.gateway.validation import validate_bid_request
+from ingest_services.settings import GatewaySettings as Settings
 
 REQUESTS = Counter(
     "bid_requests_total", "Bid requests received",

@@ -17,8 +17,8 @@ from functools import partial
 
 from confluent_kafka import KafkaError, Producer
 
-from helios_pipeline.settings import Settings
 from ingest_services.common.kafka import producer_config
+from ingest_services.settings import GatewaySettings as Settings
 
 
 class QueueFull(Exception):

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from helios_pipeline.settings import Settings, load_settings
 from helios_pipeline.stack import probes
+from helios_pipeline.stack.servers import Server, start_redis, start_tansu
 from ingest_services.common.kafka import ensure_topics, reader_config
 from ingest_services.profiles import store
 from ingest_services.profiles.seed import load_into_redis
 from ingest_services.profiles.service import build_server
-from tests.integration.servers import Server, start_redis, start_tansu
+from ingest_services.settings import Settings, load_settings
 
 SEED_USERS = 200
 

@@ -190,7 +190,7 @@ def test_full_graph_ingests_exactly_once_and_builds_stats_report_and_exports(
 
 
 def _crash_after_insert(settings_dict: dict, db: str) -> None:
-    from helios_pipeline.settings import load_settings
+    from ingest_services.settings import load_settings
 
     s = load_settings(**settings_dict)
     con = duckdb.connect(db)

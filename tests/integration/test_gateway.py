@@ -7,9 +7,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from helios_pipeline.settings import Settings
 from helios_pipeline.stack import probes
 from ingest_services.gateway.app import create_app
+from ingest_services.settings import Settings
 from tests.integration.conftest import read_all
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ def test_oversized_body_is_413_and_publishes_nothing(settings, examples):
 
 
 def test_broker_unreachable_is_503_with_retry_after(examples):
-    from helios_pipeline.settings import load_settings
+    from ingest_services.settings import load_settings
 
     dead = load_settings(kafka_bootstrap=f"127.0.0.1:{probes.free_port()}",
                          gateway_ack_timeout_s=1.0)

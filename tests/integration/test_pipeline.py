@@ -11,7 +11,6 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from helios_pipeline.settings import Settings
 from helios_pipeline.synth import make_request
 from ingest_services.auctioneer.handler import AuctioneerHandler
 from ingest_services.bidder.handler import BidderHandler
@@ -21,6 +20,7 @@ from ingest_services.common.kafka import consumer_config
 from ingest_services.common.stream_worker import StreamWorker
 from ingest_services.profiles.client import ProfileClient
 from ingest_services.profiles.seed import user_id
+from ingest_services.settings import Settings
 from tests.integration.conftest import SEED_USERS, produce, read_all
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from helios_pipeline.stack import probes
+from helios_pipeline.stack.servers import start_redis, wait_for
 from ingest_services.common.circuit import CircuitBreaker, State
 from ingest_services.profiles import store
 from ingest_services.profiles.client import ProfileClient
@@ -15,7 +16,6 @@ from ingest_services.profiles.generated import user_profile_pb2_grpc as pb_grpc
 from ingest_services.profiles.seed import generate, load_into_redis, user_id
 from ingest_services.profiles.service import SERVICE_NAME, build_server
 from tests.integration.conftest import SEED_USERS
-from tests.integration.servers import start_redis, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from helios_pipeline.stack import probes
-from tests.integration.servers import wait_for
+from helios_pipeline.stack.servers import wait_for
 
 pytestmark = pytest.mark.integration
 

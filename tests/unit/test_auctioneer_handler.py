@@ -3,9 +3,9 @@
 import orjson
 import pytest
 
-from helios_pipeline.settings import load_settings
 from ingest_services.auctioneer.handler import AuctioneerHandler
 from ingest_services.common import messages as m
+from ingest_services.settings import load_settings
 from tests.unit.fakes import FakeMsg as _FakeMsg
 
 

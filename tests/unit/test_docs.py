@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from helios_pipeline.cli import app
-from helios_pipeline.settings import Settings
+from ingest_services.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from helios_pipeline.settings import SettingsError, load_settings
+from ingest_services.settings import SettingsError, load_settings
 
 
 def test_reads_env(monkeypatch):

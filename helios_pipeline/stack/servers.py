@@ -1,6 +1,6 @@
-"""Real servers for integration tests: Tansu, redis-server, the gRPC profile service.
+"""Real servers on free 127.0.0.1 ports, for the tests and the benchmarks: Tansu, redis-server.
 
-Each starts on a free 127.0.0.1 port and is stopped by PID when the test session ends.
+Each starts on a free 127.0.0.1 port; whoever starts one stops it by PID (Server.stop).
 """
 
 from __future__ import annotations

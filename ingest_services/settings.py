@@ -1,0 +1,204 @@
+"""The one place Helios reads configuration: environment variables prefixed ``HELIOS_``.
+
+Every process (CLI, streaming services, Dagster code) calls :func:`get_settings`; nothing
+else reads ``os.environ``. Bad values fail fast with a message naming the variable.
+
+The settings are split in groups (Kafka, gateway, bidder, auctioneer, profiles) and
+``Settings`` is all of them plus the platform's own (embedded stack, warehouse, Dagster).
+A streaming pod loads only its group, so it starts without the Dagster half installed or
+configured. The module lives in ``ingest_services`` because dependencies run one way:
+the Dagster half may import the services' modules, never the reverse.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HELIOS_"
+
+
+S = TypeVar("S", bound="_Base")
+
+
+class SettingsError(ValueError):
+    """A ``HELIOS_*`` variable holds a value Helios cannot use."""
+
+
+class _Base(BaseSettings):
+    """What every process reads: where state lives, logging, the address it binds."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    home: Path = Field(Path(".helios"), description="State directory: stack.json, logs, data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # where services listen: loopback locally; 0.0.0.0 in a pod so Services reach it
+    bind_host: str = "127.0.0.1"
+
+
+class KafkaSettings(_Base):
+    """The broker, the topics and the client tuning every Kafka client shares."""
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    create_topics: bool = Field(True, description="consumers create missing topics at start")
+
+    # --- topics ---
+    topic_requests: str = "bid_requests"
+    topic_responses: str = "bid_responses"
+    topic_outcomes: str = "auction_outcomes"
+    partitions: int = Field(6, ge=1, le=256)
+    replication_factor: int = Field(1, ge=1)
+
+    # --- Kafka client tuning (values that suit Tansu and Apache Kafka alike) ---
+    session_timeout_ms: int = Field(6000, ge=1000)
+    heartbeat_interval_ms: int = Field(500, ge=100)
+    fetch_wait_max_ms: int = Field(100, ge=10)
+    batch_wait_ms: int = Field(10, ge=1, le=1000, description="max wait to fill a batch")
+    linger_ms: int = Field(20, ge=0)
+    compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"
+    producer_buffer_kbytes: int = Field(32_768, ge=1024)
+    consumer_prefetch_kbytes: int = Field(4_096, ge=1024)
+
+    def dlq(self, topic: str) -> str:
+        """Dead-letter topic of ``topic`` (DESIGN.md: ``<topic>.dlq``)."""
+        return f"{topic}.dlq"
+
+    @property
+    def all_topics(self) -> list[str]:
+        base = [self.topic_requests, self.topic_responses, self.topic_outcomes]
+        return base + [self.dlq(t) for t in base]
+
+
+class GatewaySettings(KafkaSettings):
+    """`helios serve gateway`."""
+
+    gateway_port: int = Field(8080, ge=1, le=65535)
+    gateway_max_body_bytes: int = Field(1 << 20, ge=1024)
+    gateway_ack_timeout_s: float = Field(5.0, gt=0)
+    gateway_linger_ms: int = Field(2, ge=0)
+    gateway_workers: int = Field(1, ge=1, le=32)
+    gateway_queue_max_messages: int = Field(100_000, ge=1)
+
+
+class BidderSettings(KafkaSettings):
+    """`helios serve bidder`: its consumer group and the profile path it enriches over."""
+
+    profile_addr: str = "127.0.0.1:50051"
+    bidder_metrics_port: int = Field(9101, ge=1, le=65535)
+    bidder_group: str = "helios-bidder"
+    bidder_batch_size: int = Field(500, ge=1, le=10_000)
+    profile_timeout_ms: int = Field(250, ge=1)
+    breaker_failures: int = Field(5, ge=1)
+    breaker_reset_s: float = Field(30.0, gt=0)
+
+
+class AuctioneerSettings(KafkaSettings):
+    """`helios serve auctioneer`: its consumer group and the market model."""
+
+    auctioneer_metrics_port: int = Field(9102, ge=1, le=65535)
+    auctioneer_group: str = "helios-auctioneer"
+    auctioneer_batch_size: int = Field(500, ge=1, le=10_000)
+    auction_strategy: Literal["market", "threshold"] = "market"
+    market_seed: int = 42
+    market_competitors: int = Field(3, ge=0, le=50)
+    threshold_cpm: float = Field(0.5, ge=0)
+    threshold_win_probability: float = Field(0.3, ge=0, le=1)
+
+
+class ProfileSettings(_Base):
+    """`helios serve profiles`: the gRPC port and the Redis it reads."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    profile_port: int = Field(50051, ge=1, le=65535)
+    profile_metrics_port: int = Field(9103, ge=1, le=65535)
+
+
+class Settings(GatewaySettings, BidderSettings, AuctioneerSettings, ProfileSettings):
+    """Everything: the CLI, the embedded stack and the Dagster code location read this.
+
+    Field ``foo_bar`` is read from ``HELIOS_FOO_BAR``. A streaming service reads only its
+    own group above, so a bad value meant for another component cannot stop it.
+    """
+
+    keep: bool = Field(False, description="`helios demo` leaves the stack running")
+    examples_dir: Path = Field(
+        Path("../shared/openrtb-examples/valid"), description="OpenRTB fixtures the demo sends"
+    )
+
+    # --- ports the embedded stack binds on 127.0.0.1 ---
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    redis_port: int = Field(6379, ge=1, le=65535)
+    dagster_port: int = Field(3000, ge=1, le=65535)
+    dagster: bool = Field(True, description="helios up also runs Dagster webserver + daemon")
+    postgres: bool = Field(True, description="helios up starts an embedded PostgreSQL")
+    postgres_dsn: str | None = Field(None, description="serving PostgreSQL (libpq DSN/URI)")
+
+    # --- warehouse and outputs (default: under HELIOS_HOME) ---
+    warehouse_path: Path | None = Field(None, description="default HOME/warehouse.duckdb")
+    reports_dir: Path | None = Field(None, description="default HOME/reports")
+    exports_dir: Path | None = Field(None, description="default HOME/exports")
+
+    # --- embedded stack supervision ---
+    restart_max: int = Field(5, ge=0, description="restarts allowed within restart_window_s")
+    restart_window_s: float = Field(60.0, gt=0)
+
+    @property
+    def warehouse(self) -> Path:
+        return self.warehouse_path or self.home / "warehouse.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.reports_dir or self.home / "reports"
+
+    @property
+    def exports(self) -> Path:
+        return self.exports_dir or self.home / "exports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.home / "postgres"
+
+    @property
+    def stack_file(self) -> Path:
+        return self.home / "stack.json"
+
+
+# What each `helios serve` process reads (a pod needs only its own group to start).
+SERVICE_SETTINGS: dict[str, type[_Base]] = {
+    "gateway": GatewaySettings,
+    "bidder": BidderSettings,
+    "auctioneer": AuctioneerSettings,
+    "profiles": ProfileSettings,
+}
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        got = err.get("input")
+        parts.append(f"{ENV_PREFIX}{field.upper()}={got!r}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(group: type[S] = Settings, **overrides: object) -> S:  # type: ignore[assignment]
+    """Build one group of settings from the environment (plus explicit overrides, e.g. CLI
+    flags). Only the group's own variables are read and checked."""
+    try:
+        return group(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+@lru_cache(maxsize=8)
+def get_settings(group: type[S] = Settings) -> S:  # type: ignore[assignment]
+    """Process-wide settings of one group, read once."""
+    return load_settings(group)
