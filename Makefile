@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) proto
 
-# gRPC stubs are generated from proto/, never edited by hand.
+# gRPC stubs are generated from proto/, never edited by hand. Any install (`pip install .`,
+# `pip install -e .`, a wheel or sdist build) generates them too (setup.py); this target only
+# refreshes them after proto/ changes without reinstalling.
 $(GEN)/user_profile_pb2.py: proto/user_profile.proto $(STAMP)
 	mkdir -p $(GEN)
 	touch $(GEN)/__init__.py
