@@ -50,7 +50,8 @@ def run_gateway(s: GatewaySettings, port: int | None = None, workers: int | None
     )
 
 
-def _run_worker(s: BidderSettings | AuctioneerSettings, service: str, metrics_port: int, build) -> None:
+def _run_worker(s: BidderSettings | AuctioneerSettings, service: str, metrics_port: int,
+                build) -> None:
     from ingest_services.common.http_status import serve_status
     from ingest_services.common.kafka import ensure_topics
 

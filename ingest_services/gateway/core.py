@@ -15,8 +15,8 @@ from prometheus_client import Counter, Histogram
 
 from ingest_services.common import messages as m
 from ingest_services.common.metrics import PUBLISH_ERRORS
+from ingest_services.contracts import openrtb
 from ingest_services.gateway.publisher import BatchAck, Publisher, QueueFull
-from ingest_services.gateway.validation import validate_bid_request
 from ingest_services.settings import GatewaySettings as Settings
 
 REQUESTS = Counter(
@@ -33,6 +33,11 @@ REJECTED = REQUESTS.labels("rejected")
 TOO_LARGE = REQUESTS.labels("too_large")
 UNAVAILABLE = REQUESTS.labels("unavailable")
 BID_LATENCY, BIDS_LATENCY = LATENCY.labels("/bid"), LATENCY.labels("/bids")
+DROPPED = Counter(
+    "bid_request_fields_dropped_total",
+    "Optional fields dropped from accepted requests because their value was out of range",
+    ["field"],
+)
 RETRY_AFTER = {"Retry-After": "1"}
 
 
@@ -55,16 +60,32 @@ def error(status: int, error: str, field: str | None = None, reason: str | None 
     return Reply(status, body, headers)
 
 
-def check(raw: bytes) -> tuple[dict | None, list[dict]]:
-    """Parse and validate one request: (request, []) or (None, violations)."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return None, [{"field": "", "reason": f"body is not valid JSON: {exc}"}]
-    violations = validate_bid_request(obj)
-    if violations:
+@dataclass(slots=True)
+class Checked:
+    """An accepted request: what to publish, its imp ids, and any dropped fields."""
+
+    request_id: str
+    raw: bytes
+    imp_ids: list[str]
+    warnings: list[dict]
+
+
+def check(raw: bytes) -> tuple[Checked | None, list[dict]]:
+    """Decode and validate one request with the OpenRTB contract: (checked, []) or
+    (None, violations). Out-of-range optional fields are dropped from the bytes published
+    and reported as warnings (docs/validation.md)."""
+    req, violations = openrtb.check(raw)
+    if req is None:
         return None, [v.to_dict() for v in violations]
-    return obj, []
+    dropped = req.out_of_range()
+    warnings: list[dict] = []
+    if dropped:
+        obj = openrtb.drop_fields(orjson.loads(raw), [w.path for w in dropped])
+        raw = orjson.dumps(obj)
+        for w in dropped:
+            DROPPED.labels(w.path).inc()
+        warnings = [w.to_dict() for w in dropped]
+    return Checked(req.id, raw, [i.id for i in req.imp], warnings), []
 
 
 class GatewayCore:
@@ -82,14 +103,14 @@ class GatewayCore:
         if raw is None:
             TOO_LARGE.inc()
             return error(413, "body too large", reason=f"limit is {self.bid_limit} bytes")
-        obj, violations = check(raw)
-        if obj is None:
+        ok, violations = check(raw)
+        if ok is None:
             REJECTED.inc()
             first = violations[0]
             return error(400, "invalid bid request", first["field"], first["reason"],
                          violations)
         rid = m.new_rid()
-        value = m.encode_request(rid, raw, [i["id"] for i in obj["imp"]], m.now_ms())
+        value = m.encode_request(rid, ok.raw, ok.imp_ids, m.now_ms())
         try:
             # a guard only: librdkafka reports every message by message.timeout.ms
             async with asyncio.timeout(self.s.gateway_ack_timeout_s + 1):
@@ -103,7 +124,10 @@ class GatewayCore:
             UNAVAILABLE.inc()
             return error(503, "broker unavailable", reason=str(err), headers=RETRY_AFTER)
         ACCEPTED.inc()
-        return Reply(202, {"id": obj["id"], "status": "accepted", "rid": rid})
+        body = {"id": ok.request_id, "status": "accepted", "rid": rid}
+        if ok.warnings:
+            body["warnings"] = ok.warnings
+        return Reply(202, body)
 
     async def bids(self, raw: bytes | None) -> Reply:
         with BIDS_LATENCY.time():
@@ -116,16 +140,19 @@ class GatewayCore:
         rejected: list[dict] = []
         failed: dict[int, str] = {}
         accepted_lines: list[int] = []
+        warned: list[dict] = []
         now = m.now_ms()
         for lineno, line in enumerate(raw.split(b"\n"), start=1):
             if not line.strip():
                 continue
-            obj, violations = check(line)
-            if obj is None:
+            ok, violations = check(line)
+            if ok is None:
                 rejected.append({"line": lineno, **violations[0]})
                 continue
+            if ok.warnings:
+                warned.extend({"line": lineno, **w} for w in ok.warnings)
             rid = m.new_rid()
-            value = m.encode_request(rid, line, [i["id"] for i in obj["imp"]], now)
+            value = m.encode_request(rid, ok.raw, ok.imp_ids, now)
             for attempt in range(50):  # queue full: back off briefly, then give up
                 try:
                     self.publisher.produce_line(rid, value, batch, lineno)
@@ -153,6 +180,8 @@ class GatewayCore:
             "rejected": rejected,
             "failed": [{"line": k, "reason": v} for k, v in sorted(failed.items())],
         }
+        if warned:
+            body["warnings"] = [w for w in warned if w["line"] not in failed]
         if failed and n_ok == 0:
             return Reply(503, body, RETRY_AFTER)
         return Reply(200, body)

@@ -123,3 +123,49 @@ def test_probes_metrics_and_openapi(client):
     assert set(schema["required"]) == {"id", "imp"}
     assert {"202", "400", "413", "503"} <= set(bid["responses"])
     assert "application/x-ndjson" in spec["paths"]["/bids"]["post"]["requestBody"]["content"]
+
+
+def test_openapi_request_schema_is_the_validating_contract(client):
+    """The docs cannot disagree with the behaviour: the /bid schema is generated from the
+    struct the gateway decodes with, including the rule on ``at`` the old model lacked."""
+    from ingest_services.contracts import openrtb
+
+    spec = client.get("/openapi.json").json()
+    schema = spec["paths"]["/bid"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    ours = openrtb.json_schema()
+    assert set(schema["properties"]) == set(ours["properties"])
+    assert schema["description"] == ours["description"]
+    assert set(schema["required"]) == set(ours["required"]) == {"id", "imp"}
+    at = schema["properties"]["at"]
+    assert {"enum": [1, 2]} in at["anyOf"][0]["anyOf"] and {"minimum": 500} in at["anyOf"][0][
+        "anyOf"]
+    assert client.post("/bid", content=b'{"id":"r","imp":[{"id":"1","banner":{}}],"at":3}'
+                       ).json()["field"] == "at"
+    imp = schema["properties"]["imp"]
+    assert imp["minItems"] == 1
+    assert schema["properties"]["tmax"]["anyOf"][0]["minimum"] == 0
+
+
+def test_out_of_range_optional_field_is_dropped_counted_and_warned(client, settings, examples):
+    doc = orjson.loads(examples[0].read_bytes())
+    doc.setdefault("device", {})["geo"] = {"lat": 135.0, "lon": 10.5, "country": "DEU"}
+    resp = client.post("/bid", content=orjson.dumps(doc))
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert body["warnings"] == [
+        {"field": "device.geo.lat", "reason": "must be a number between -90 and 90"}]
+    [msg] = read_all(settings, settings.topic_requests, expect=1)
+    published = orjson.loads(msg.value())["request"]
+    assert "lat" not in published["device"]["geo"]  # dropped before publishing
+    assert published["device"]["geo"] == {"lon": 10.5, "country": "DEU"}  # the rest kept
+    assert published["imp"] == doc["imp"]
+    metrics = client.get("/metrics").text
+    assert 'bid_request_fields_dropped_total{field="device.geo.lat"} 1.0' in metrics
+    # a clean request has no warnings key at all
+    clean = client.post("/bid", content=examples[0].read_bytes()).json()
+    assert "warnings" not in clean
+    # NDJSON: the line number comes with the warning
+    resp = client.post("/bids", content=orjson.dumps(doc) + b"\n" + examples[0].read_bytes()
+                       .replace(b"\n", b""))
+    assert resp.json()["warnings"] == [{"line": 1, "field": "device.geo.lat",
+                                        "reason": "must be a number between -90 and 90"}]

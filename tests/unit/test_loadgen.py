@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from helios_pipeline.loadgen import Traffic, percentiles
-from ingest_services.gateway.validation import validate_bid_request
+from ingest_services.contracts.openrtb import violations as validate_bid_request
 
 CORPUS = [b'{"id":"c1","imp":[{"id":"1","banner":{"w":1,"h":1}}]}',
           b'{"id":"c2","imp":[{"id":"1","banner":{"w":2,"h":2}}]}']

@@ -23,7 +23,9 @@ from typing import Any
 import orjson
 import pytest
 
-from ingest_services.gateway.validation import Violation, validate_bid_request
+from ingest_services.contracts import openrtb
+from ingest_services.contracts.openrtb import Violation
+from ingest_services.contracts.openrtb import violations as validate_bid_request
 
 _HERE = Path(__file__).resolve()
 INVALID_DIR = _HERE.parents[1] / "fixtures" / "invalid"
@@ -44,6 +46,7 @@ def _examples_dir() -> Path:
 VALID_DIR = _examples_dir()
 VALID_FILES = sorted(VALID_DIR.glob("*.json")) if VALID_DIR.is_dir() else []
 INVALID_FILES = sorted(INVALID_DIR.glob("*.json"))
+WARNING_FILES = sorted((INVALID_DIR.parent / "warnings").glob("*.json"))
 
 
 def _load(path: Path) -> Any:
@@ -87,6 +90,20 @@ def test_invalid_fixture_rejected_at_expected_path(path: Path) -> None:
     # The validator ignores unknown top-level keys, so keeping __expect__ changes nothing.
     doc["__expect__"] = expect
     assert validate_bid_request(doc) == violations
+
+
+@pytest.mark.parametrize("path", WARNING_FILES, ids=lambda p: p.stem)
+def test_out_of_range_optional_field_is_a_warning_not_a_rejection(path: Path) -> None:
+    doc = _load(path)
+    expect = doc.pop("__expect__")
+    raw = orjson.dumps(doc)
+    req, violations = openrtb.check(raw)
+    assert violations == [] and req is not None
+    assert [w.path for w in req.out_of_range()] == [expect["field"]]
+
+
+def test_warning_fixtures_present() -> None:
+    assert len(WARNING_FILES) >= 2
 
 
 # --- Rule-by-rule mutations of a minimal valid request ------------------------------------------
@@ -238,14 +255,14 @@ REJECT: list[tuple[dict[str, Any], str]] = [
     ({"imp.0.video": {**_VIDEO, "mimes": _DEL}}, "imp[0].video.mimes"),
     ({"imp.0.video": {**_VIDEO, "mimes": []}}, "imp[0].video.mimes"),
     ({"imp.0.video": {**_VIDEO, "mimes": "video/mp4"}}, "imp[0].video.mimes"),
-    ({"imp.0.video": {**_VIDEO, "mimes": ["video/mp4", 1]}}, "imp[0].video.mimes"),
+    ({"imp.0.video": {**_VIDEO, "mimes": ["video/mp4", 1]}}, "imp[0].video.mimes[1]"),
     ({"imp.0.video": {**_VIDEO, "minduration": -1}}, "imp[0].video.minduration"),
     ({"imp.0.video": {**_VIDEO, "maxduration": 30.5}}, "imp[0].video.maxduration"),
     ({"imp.0.video": {**_VIDEO, "minduration": 31}}, "imp[0].video.minduration"),
     ({"imp.0.video": {**_VIDEO, "w": -640}}, "imp[0].video.w"),
     ({"imp.0.video": {**_VIDEO, "h": "480"}}, "imp[0].video.h"),
     ({"imp.0.audio": {**_AUDIO, "mimes": _DEL}}, "imp[0].audio.mimes"),
-    ({"imp.0.audio": {**_AUDIO, "mimes": [None]}}, "imp[0].audio.mimes"),
+    ({"imp.0.audio": {**_AUDIO, "mimes": [None]}}, "imp[0].audio.mimes[0]"),
     ({"imp.0.audio": {**_AUDIO, "maxduration": 1}}, "imp[0].audio.minduration"),
     ({"imp.0.audio": {**_AUDIO, "maxduration": -30}}, "imp[0].audio.maxduration"),
     # native
@@ -264,7 +281,7 @@ REJECT: list[tuple[dict[str, Any], str]] = [
     ({"imp.0.banner.format": [{"w": -300, "h": 250}]}, "imp[0].banner.format[0].w"),
     ({"imp.0.banner.format": [{"w": 300, "h": -1}]}, "imp[0].banner.format[0].h"),
     ({"imp.0.banner.mimes": "image/png"}, "imp[0].banner.mimes"),
-    ({"imp.0.banner.mimes": ["image/png", {}]}, "imp[0].banner.mimes"),
+    ({"imp.0.banner.mimes": ["image/png", {}]}, "imp[0].banner.mimes[1]"),
     # imp scalars
     ({"imp.0.bidfloor": -0.01}, "imp[0].bidfloor"),
     ({"imp.0.bidfloor": "0.5"}, "imp[0].bidfloor"),
@@ -281,7 +298,7 @@ REJECT: list[tuple[dict[str, Any], str]] = [
     ({"imp.0.secure": "1"}, "imp[0].secure"),
     ({"imp.0.clickbrowser": 2}, "imp[0].clickbrowser"),
     ({"imp.0.iframebuster": "vendor1.com"}, "imp[0].iframebuster"),
-    ({"imp.0.iframebuster": [1]}, "imp[0].iframebuster"),
+    ({"imp.0.iframebuster": [1]}, "imp[0].iframebuster[0]"),
     # pmp
     ({"imp.0.pmp": "deal"}, "imp[0].pmp"),
     ({"imp.0.pmp.private_auction": 2}, "imp[0].pmp.private_auction"),
@@ -307,12 +324,12 @@ REJECT: list[tuple[dict[str, Any], str]] = [
     ({"cur": ["USD", "usd"]}, "cur[1]"),
     ({"cur": [840]}, "cur[0]"),
     ({"bcat": "IAB1"}, "bcat"),
-    ({"bcat": ["IAB1", 2]}, "bcat"),
-    ({"badv": [None]}, "badv"),
+    ({"bcat": ["IAB1", 2]}, "bcat[1]"),
+    ({"badv": [None]}, "badv[0]"),
     ({"bapp": {}}, "bapp"),
-    ({"wseat": [771]}, "wseat"),
+    ({"wseat": [771]}, "wseat[0]"),
     ({"bseat": "800"}, "bseat"),
-    ({"wlang": [["en"]]}, "wlang"),
+    ({"wlang": [["en"]]}, "wlang[0]"),
     # distribution channel
     ({"site": {}, "app": {}}, "app"),
     ({"site": {}, "dooh": {}}, "dooh"),
@@ -321,19 +338,14 @@ REJECT: list[tuple[dict[str, Any], str]] = [
     ({"app": []}, "app"),
     ({"dooh": 1}, "dooh"),
     ({"site.cat": "IAB1"}, "site.cat"),
-    ({"app.cat": [1]}, "app.cat"),
+    ({"app.cat": [1]}, "app.cat[0]"),
     # device, user, geo
     ({"device": "iPhone"}, "device"),
     ({"device.w": -1}, "device.w"),
     ({"device.h": 1920.5}, "device.h"),
     ({"device.geo": "51.5,-0.1"}, "device.geo"),
-    ({"device.geo.lat": 90.0001}, "device.geo.lat"),
-    ({"device.geo.lat": -91}, "device.geo.lat"),
     ({"device.geo.lat": "51.5"}, "device.geo.lat"),
-    ({"device.geo.lon": 180.5}, "device.geo.lon"),
-    ({"device.geo.lon": -181}, "device.geo.lon"),
     ({"user": []}, "user"),
-    ({"user.geo.lat": -90.5}, "user.geo.lat"),
     ({"user.geo.lon": "0"}, "user.geo.lon"),
     # privacy, 2.6 placements
     ({"regs": "gdpr"}, "regs"),
@@ -445,6 +457,46 @@ def test_distinct_imp_ids_accepted() -> None:
     assert validate_bid_request(req) == []
 
 
+WARN: list[tuple[dict[str, Any], str]] = [
+    ({"device.geo.lat": 90.0001}, "device.geo.lat"),
+    ({"device.geo.lat": -91}, "device.geo.lat"),
+    ({"device.geo.lon": 180.5}, "device.geo.lon"),
+    ({"device.geo.lon": -181}, "device.geo.lon"),
+    ({"user.geo.lat": -90.5}, "user.geo.lat"),
+    ({"user.geo.lon": 1e9}, "user.geo.lon"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), WARN, ids=[_id(c) for c, _ in WARN])
+def test_out_of_range_geo_is_accepted_with_a_warning(changes: dict[str, Any], field: str
+                                                     ) -> None:
+    doc = _mutate(_minimal(), changes)
+    assert validate_bid_request(doc) == []
+    req, _ = openrtb.check(orjson.dumps(doc))
+    assert req is not None
+    warnings = req.out_of_range()
+    assert [w.path for w in warnings] == [field]
+    assert "between" in warnings[0].rule
+    dropped = openrtb.drop_fields(doc, [field])
+    *parent, last = field.split(".")
+    assert last not in dropped[parent[0]][parent[1]]
+
+
+def test_in_range_geo_gives_no_warning() -> None:
+    req, _ = openrtb.check(orjson.dumps(
+        _mutate(_minimal(), {"device.geo": {"lat": -90, "lon": 180}})))
+    assert req is not None and req.out_of_range() == []
+
+
+def test_hot_path_and_error_path_agree_on_every_fixture() -> None:
+    """decode() (one pass, first error) rejects exactly what violations() (all) rejects."""
+    for path in VALID_FILES + INVALID_FILES + WARNING_FILES:
+        doc = _load(path)
+        doc.pop("__expect__", None)
+        req, found = openrtb.check(orjson.dumps(doc))
+        assert (req is None) == bool(validate_bid_request(doc)) == bool(found), path.name
+
+
 def test_at_3_rejected_and_at_500_accepted() -> None:
     assert _paths(validate_bid_request({**_minimal(), "at": 3})) == ["at"]
     assert validate_bid_request({**_minimal(), "at": 500}) == []
@@ -468,17 +520,18 @@ def test_every_violation_is_reported() -> None:
         "at": 3,
         "regs": {"gdpr": 2, "ext": {"gdpr": 2}},
     }
+    # fields in declaration order, then the cross-field rules (at, unique imp ids)
     assert _paths(validate_bid_request(req)) == [
         "id",
         "imp[0].video.mimes",
         "imp[0].bidfloor",
-        "imp[1].id",
         "imp[1].banner.w",
         "imp[1].secure",
         "imp[2]",
-        "at",
         "regs.gdpr",
         "regs.ext.gdpr",
+        "at",
+        "imp[1].id",
     ]
 
 
