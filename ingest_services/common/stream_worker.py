@@ -34,9 +34,21 @@ BATCH_SIZE = Histogram(
 BATCH_SECONDS = Histogram("helios_batch_duration_seconds", "Batch wall time", ["service"])
 LAG = Gauge("helios_consumer_lag", "Consumer lag reported by the client", ["service", "partition"])
 
+# How long a produce may keep failing with BufferError (librdkafka's local queue full)
+# before the worker gives up: the same 30 s a batch gives flush() to be acknowledged. A
+# queue that does not drain in that time means a broker that is not taking writes; the
+# error ends the process (non-zero), so `helios up` or Kubernetes restarts it.
+PRODUCE_BLOCKED_S = 30.0
+PRODUCE_POLL_S = 0.05
+
 
 class DeliveryError(RuntimeError):
     """Produced records were not acknowledged: the batch must not be committed."""
+
+
+class ProduceBlockedError(DeliveryError):
+    """The producer's local queue stayed full for ``PRODUCE_BLOCKED_S``: the broker does
+    not drain it. Not retried further; the batch is not committed and the process exits."""
 
 
 @dataclass(slots=True)
@@ -155,6 +167,7 @@ class StreamWorker:
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
 
     def _produce(self, rec: Record) -> None:
+        deadline: float | None = None  # the clock is read only once the queue is full
         while True:
             try:
                 self.producer.produce(
@@ -162,8 +175,17 @@ class StreamWorker:
                     on_delivery=self._on_delivery,
                 )
                 return
-            except BufferError:  # local queue full: let it drain, then retry
-                self.producer.poll(0.05)
+            except BufferError:  # local queue full: let it drain, then retry, for a while
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + PRODUCE_BLOCKED_S
+                elif now >= deadline:
+                    raise ProduceBlockedError(
+                        f"{self.service}: producer queue full for {PRODUCE_BLOCKED_S:g} s "
+                        f"producing to topic {rec.topic!r} (the broker is not draining it); "
+                        f"giving up so the service restarts"
+                    ) from None
+                self.producer.poll(PRODUCE_POLL_S)
 
 
 def _next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
