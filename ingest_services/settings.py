@@ -61,6 +61,8 @@ class KafkaSettings(_Base):
     linger_ms: int = Field(20, ge=0)
     compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"
     producer_buffer_kbytes: int = Field(32_768, ge=1024)
+    # every producer's queue bound (named for the gateway, where it matters most)
+    gateway_queue_max_messages: int = Field(100_000, ge=1)
     consumer_prefetch_kbytes: int = Field(4_096, ge=1024)
 
     def dlq(self, topic: str) -> str:
@@ -81,7 +83,6 @@ class GatewaySettings(KafkaSettings):
     gateway_ack_timeout_s: float = Field(5.0, gt=0)
     gateway_linger_ms: int = Field(2, ge=0)
     gateway_workers: int = Field(1, ge=1, le=32)
-    gateway_queue_max_messages: int = Field(100_000, ge=1)
 
 
 class BidderSettings(KafkaSettings):

@@ -3,11 +3,14 @@
 Each table has a PARSE query over the registered Arrow batch ``ingest_batch``
 (``partition``, ``offset``, ``value`` as bytes) producing a ``parsed`` relation with
 ``ok`` and ``reason``, and a ROWS query turning the ok rows into table rows. Our own
-messages (bid responses, outcomes) are parsed into typed structs; OpenRTB requests keep
-JSON-typed leaves, so a request the gateway accepted can never fail a cast here.
+messages (bid responses, outcomes) are parsed into typed structs derived from their
+msgspec contracts; OpenRTB requests keep JSON-typed leaves, so a request the gateway
+accepted can never fail a cast here.
 """
 
 from __future__ import annotations
+
+from ingest_services.contracts import messages as m
 
 _DECODE = """
     SELECT "partition", "offset", s, CASE WHEN json_valid(s) THEN try(from_json(s, '{shape}'))
@@ -34,20 +37,11 @@ def _ts(expr: str) -> str:
     return f"to_timestamp({expr} / 1000.0)"
 
 
-OUTCOME_SHAPE = (
-    '{"rid":"VARCHAR","imp_id":"VARCHAR","request_id":"VARCHAR","outcome":"VARCHAR",'
-    '"media":"VARCHAR","segment":"VARCHAR","enriched":"BOOLEAN","at":"BIGINT",'
-    '"floor_usd":"DOUBLE","bid_price_usd":"DOUBLE","clearing_price_usd":"DOUBLE",'
-    '"competitor_price_usd":"DOUBLE","loss_reason":"BIGINT","nobid_reason":"VARCHAR",'
-    '"strategy":"VARCHAR","received_at":"BIGINT","bid_at":"BIGINT","decided_at":"BIGINT"}'
-)
-RESPONSE_SHAPE = (
-    '{"rid":"VARCHAR","request_id":"VARCHAR","bid_at":"BIGINT","enriched":"BOOLEAN",'
-    '"profile":"VARCHAR","segment":"VARCHAR","interest_score":"DOUBLE",'
-    '"imps":[{"imp_id":"VARCHAR","nobid_reason":"VARCHAR",'
-    '"bid":{"price":"DOUBLE","cur":"VARCHAR","price_usd":"DOUBLE","crid":"VARCHAR"}}]}'
-)
-REQUEST_SHAPE = '{"rid":"VARCHAR","received_at":"BIGINT","request":"JSON"}'
+# The types DuckDB parses each message into come from the message contracts themselves
+# (ingest_services/contracts/messages.py); the request stays JSON (the sender's bytes).
+OUTCOME_SHAPE = m.duckdb_type(m.AuctionOutcome)
+RESPONSE_SHAPE = m.duckdb_type(m.BidResponse)
+REQUEST_SHAPE = m.duckdb_type(m.RequestEnvelope, frozenset({"request"}))
 
 PARSE = {
     "auction_outcomes": _parse(OUTCOME_SHAPE, ["rid", "imp_id", "outcome", "decided_at"]),

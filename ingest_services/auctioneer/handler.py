@@ -14,8 +14,9 @@ from prometheus_client import Counter, Histogram
 
 from ingest_services.auctioneer.auction import Decision, run_auction, threshold_auction
 from ingest_services.auctioneer.market import MarketModel
-from ingest_services.common import messages as m
 from ingest_services.common.stream_worker import Record, dead_letter
+from ingest_services.contracts import messages as m
+from ingest_services.contracts.messages import AuctionOutcome, BidResponse
 from ingest_services.settings import AuctioneerSettings as Settings
 
 OUTCOMES = Counter("auction_outcomes_total", "Imp outcomes", ["outcome"])
@@ -37,9 +38,9 @@ class AuctioneerHandler:
         out: list[Record] = []
         for msg in batch:
             try:
-                resp = m.loads(msg.value())
+                resp = m.decode(msg.value(), BidResponse)
                 records = [
-                    Record(self.topic, resp["rid"], m.dumps(o)) for o in self.decide(resp)
+                    Record(self.topic, resp.rid, m.encode(o)) for o in self.decide(resp)
                 ]
             except Exception as exc:  # poison: one dead letter, then move on
                 out.append(dead_letter(msg, f"cannot run auction: {exc}", SERVICE))
@@ -47,57 +48,42 @@ class AuctioneerHandler:
             out.extend(records)
         return out
 
-    def decide(self, resp: dict) -> list[dict]:
-        """One outcome dict per imp of a bid response."""
-        imps = resp["imps"]
-        if not isinstance(imps, list) or not imps:
-            raise ValueError("bid response has no imps")
-        at = int(resp.get("at") or 2)
-        request_id = str(resp.get("request_id") or resp["rid"])
-        segment = resp.get("segment") or "unknown"
+    def decide(self, resp: BidResponse) -> list[AuctionOutcome]:
+        """One outcome per imp of a bid response."""
+        at = resp.at or 2
+        request_id = resp.request_id or resp.rid
+        segment = resp.segment or "unknown"
         decided_at = m.now_ms()
-        hour = time.gmtime((resp.get("received_at") or decided_at) / 1000).tm_hour
+        hour = time.gmtime(resp.received_at / 1000).tm_hour
         outcomes = []
-        for imp in imps:
-            imp_id = str(imp["imp_id"])
-            floor = float(imp.get("floor_usd") or 0.0)
-            bid = imp.get("bid")
-            base = {
-                "v": m.SCHEMA_VERSION,
-                "rid": resp["rid"],
-                "request_id": resp.get("request_id"),
-                "imp_id": imp_id,
-                "media": imp.get("media"),
-                "segment": segment,
-                "enriched": bool(resp.get("enriched")),
-                "at": at,
-                "floor_usd": floor,
-                "received_at": resp.get("received_at"),
-                "bid_at": resp.get("bid_at"),
-                "decided_at": decided_at,
-                "strategy": self.s.auction_strategy,
-            }
+        for imp in resp.imps:
+            floor = imp.floor_usd
+            common = dict(
+                v=m.SCHEMA_VERSION, rid=resp.rid, request_id=resp.request_id,
+                imp_id=imp.imp_id, media=imp.media, segment=segment, enriched=resp.enriched,
+                at=at, floor_usd=floor, received_at=resp.received_at, bid_at=resp.bid_at,
+                decided_at=decided_at, strategy=self.s.auction_strategy,
+            )
+            bid = imp.bid
             if bid is None:
-                base.update(outcome="nobid", nobid_reason=imp.get("nobid_reason") or "no_bid",
-                            bid_price_usd=None, clearing_price_usd=None, loss_reason=None,
-                            competitor_price_usd=None)
+                outcomes.append(AuctionOutcome(
+                    **common, outcome="nobid", nobid_reason=imp.nobid_reason or "no_bid"))
                 OUTCOME_COUNTERS["nobid"].inc()
-                outcomes.append(base)
                 continue
-            price = float(bid["price_usd"])
-            rng = self.market.rng(request_id, imp_id)
+            price = bid.price_usd
+            rng = self.market.rng(request_id, imp.imp_id)
             if self.s.auction_strategy == "threshold":
                 d: Decision = threshold_auction(
                     price, floor, self.s.threshold_cpm, self.s.threshold_win_probability, rng
                 )
             else:
-                competing = self.market.competing_bids(rng, segment, imp.get("media"), hour)
+                competing = self.market.competing_bids(rng, segment, imp.media, hour)
                 d = run_auction(price, floor, at, competing)
-            base.update(outcome=d.outcome, nobid_reason=None, bid_price_usd=price,
-                        clearing_price_usd=d.clearing_price, loss_reason=d.loss_reason,
-                        competitor_price_usd=d.competitor_price, crid=bid.get("crid"))
+            outcomes.append(AuctionOutcome(
+                **common, outcome=d.outcome, bid_price_usd=price,
+                clearing_price_usd=d.clearing_price, loss_reason=d.loss_reason,
+                competitor_price_usd=d.competitor_price, crid=bid.crid))
             OUTCOME_COUNTERS[d.outcome].inc()
             if d.clearing_price is not None:
                 CLEARING.observe(d.clearing_price)
-            outcomes.append(base)
         return outcomes

@@ -12,8 +12,10 @@ from confluent_kafka import Message
 from prometheus_client import Counter, Histogram
 
 from ingest_services.bidder.pricing import bid_currency, price_imp
-from ingest_services.common import messages as m
 from ingest_services.common.stream_worker import Record, dead_letter
+from ingest_services.contracts import messages as m
+from ingest_services.contracts.messages import BidResponse, RequestEnvelope
+from ingest_services.contracts.openrtb import BidRequest
 from ingest_services.profiles.client import ENRICHMENT, ProfileClient
 from ingest_services.profiles.seed import best_interest
 
@@ -27,10 +29,9 @@ PROCESSED_BID, PROCESSED_NOBID = PROCESSED.labels("bid"), PROCESSED.labels("nobi
 ENRICHMENT_NO_USER = ENRICHMENT.labels("no_user")
 
 
-def user_of(request: dict) -> str | None:
-    user = request.get("user")
-    uid = user.get("id") if isinstance(user, dict) else None
-    return uid if isinstance(uid, str) and uid else None
+def user_of(request: BidRequest) -> str | None:
+    uid = request.user.id if request.user is not None else None
+    return uid or None
 
 
 class BidderHandler:
@@ -40,14 +41,11 @@ class BidderHandler:
 
     def __call__(self, batch: Sequence[Message]) -> list[Record]:
         out: list[Record] = []
-        parsed: list[tuple[Message, dict, str | None]] = []
+        parsed: list[tuple[Message, RequestEnvelope, str | None]] = []
         for msg in batch:
             try:
-                env = m.loads(msg.value())
-                req = env["request"]
-                if not isinstance(req, dict) or not isinstance(req.get("imp"), list):
-                    raise ValueError("envelope has no OpenRTB request with imps")
-                parsed.append((msg, env, user_of(req)))
+                env = m.decode(msg.value(), RequestEnvelope)
+                parsed.append((msg, env, user_of(env.request)))
             except Exception as exc:  # poison: anything we cannot read goes to the DLQ
                 out.append(dead_letter(msg, f"unparseable bid request: {exc}", SERVICE))
         lookup = self.profiles.lookup([uid for _, _, uid in parsed if uid])
@@ -58,9 +56,9 @@ class BidderHandler:
                 out.append(dead_letter(msg, f"cannot price request: {exc}", SERVICE))
         return out
 
-    def _respond(self, env: dict, uid: str | None, profiles: dict, lookup_status: str
-                 ) -> Record:
-        req = env["request"]
+    def _respond(self, env: RequestEnvelope, uid: str | None, profiles: dict,
+                 lookup_status: str) -> Record:
+        req = env.request
         profile = profiles.get(uid) if uid else None
         if uid is None:
             profile_status = "no_user"
@@ -73,25 +71,25 @@ class BidderHandler:
             profile_status = lookup_status  # unavailable | circuit_open
         best = best_interest(profile) if profile is not None else None
         cur = bid_currency(req)
-        imps = [price_imp(imp, best[1] if best else None, cur) for imp in req["imp"]]
+        imps = [price_imp(imp, best[1] if best else None, cur) for imp in req.imp]
         n_bids = 0
         for b in imps:
             if b.price_usd is not None:
                 n_bids += 1
                 BID_PRICE.observe(b.price_usd)
         (PROCESSED_BID if n_bids else PROCESSED_NOBID).inc()
-        msg = {
-            "v": m.SCHEMA_VERSION,
-            "rid": env["rid"],
-            "request_id": req.get("id"),
-            "received_at": env.get("received_at"),
-            "bid_at": m.now_ms(),
-            "at": req.get("at", 2),
-            "user_id": uid,
-            "profile": profile_status,
-            "enriched": profile is not None,
-            "segment": best[0] if best else "unknown",
-            "interest_score": best[1] if best else None,
-            "imps": [b.as_message(best[0] if best else None) for b in imps],
-        }
-        return Record(self.topic, env["rid"], m.dumps(msg))
+        msg = BidResponse(
+            v=m.SCHEMA_VERSION,
+            rid=env.rid,
+            request_id=req.id,
+            received_at=env.received_at,
+            bid_at=m.now_ms(),
+            at=req.auction_type,
+            user_id=uid,
+            profile=profile_status,
+            enriched=profile is not None,
+            segment=best[0] if best else "unknown",
+            interest_score=best[1] if best else None,
+            imps=[b.as_message(best[0] if best else None) for b in imps],
+        )
+        return Record(self.topic, env.rid, m.encode(msg))

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ingest_services.contracts.messages import Bid, ImpResponse
+from ingest_services.contracts.openrtb import MEDIA, BidRequest, Imp
+
 # Seed system tiers: best interest score → base CPM in USD.
 NO_PROFILE_CPM = 0.35
 
@@ -28,7 +31,7 @@ def base_cpm(best_score: float | None) -> float:
 # Richer formats clear higher in the open market; priced in this order when an imp offers
 # several media objects (an imp with banner and video is bid as video).
 MEDIA_MULTIPLIER = {"video": 2.5, "audio": 1.5, "native": 1.3, "banner": 1.0}
-MEDIA_ORDER = ("video", "audio", "native", "banner")
+MEDIA_ORDER = MEDIA
 
 # USD value of one unit of each currency (fixed on purpose: a simulation must be repeatable).
 USD_PER_UNIT = {
@@ -47,43 +50,36 @@ class ImpBid:
     price_usd: float | None = None
     nobid_reason: str | None = None
 
-    def as_message(self, interest: str | None) -> dict:
+    def as_message(self, interest: str | None) -> ImpResponse:
         """The imp's entry in a ``bid_responses`` message (creative targets the interest)."""
-        out: dict = {"imp_id": self.imp_id, "media": self.media, "floor_usd": self.floor_usd}
         if self.price is None:
-            out["bid"] = None
-            out["nobid_reason"] = self.nobid_reason
-        else:
-            out["bid"] = {
-                "price": self.price,
-                "cur": self.cur,
-                "price_usd": self.price_usd,
-                "crid": f"cr-{self.media}-{(interest or 'generic').lower()}",
-                "interest": interest,
-            }
-        return out
+            return ImpResponse(imp_id=self.imp_id, media=self.media, floor_usd=self.floor_usd,
+                               bid=None, nobid_reason=self.nobid_reason)
+        return ImpResponse(
+            imp_id=self.imp_id, media=self.media, floor_usd=self.floor_usd,
+            bid=Bid(price=self.price, cur=self.cur, price_usd=self.price_usd or 0.0,
+                    crid=f"cr-{self.media}-{(interest or 'generic').lower()}",
+                    interest=interest),
+        )
 
 
-def media_of(imp: dict) -> str:
-    for media in MEDIA_ORDER:
-        if isinstance(imp.get(media), dict):
-            return media
-    return "banner"
+def media_of(imp: Imp) -> str:
+    return imp.media  # video, audio, native, banner: the contract's precedence
 
 
-def bid_currency(request: dict) -> str | None:
+def bid_currency(request: BidRequest) -> str | None:
     """USD unless the request restricts currencies; then the first one we can price."""
-    allowed = request.get("cur")
+    allowed = request.cur
     if not allowed or "USD" in allowed:
         return "USD"
     return next((c for c in allowed if c in USD_PER_UNIT), None)
 
 
-def price_imp(imp: dict, best_score: float | None, cur: str | None) -> ImpBid:
-    media = media_of(imp)
-    imp_id = imp["id"]
-    floor = float(imp.get("bidfloor") or 0.0)
-    floor_cur = imp.get("bidfloorcur") or "USD"
+def price_imp(imp: Imp, best_score: float | None, cur: str | None) -> ImpBid:
+    media = imp.media
+    imp_id = imp.id
+    floor = float(imp.bidfloor or 0.0)
+    floor_cur = imp.bidfloorcur or "USD"
     rate = USD_PER_UNIT.get(floor_cur)
     if rate is None:
         return ImpBid(imp_id, media, floor, nobid_reason="unsupported_floor_currency")

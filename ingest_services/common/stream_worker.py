@@ -17,9 +17,9 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
-from ingest_services.common import messages as m
 from ingest_services.common.kafka import consumer_config, producer_config
 from ingest_services.common.metrics import PUBLISH_ERRORS
+from ingest_services.contracts import messages as m
 from ingest_services.settings import KafkaSettings as Settings
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,9 @@ Handler = Callable[[Sequence[Message]], list[Record]]
 def dead_letter(msg: Message, reason: str, service: str) -> Record:
     """The message as received, to ``<topic>.dlq``, with why and where it came from."""
     headers = list(msg.headers() or [])
-    headers += [
-        (m.H_REASON, reason[:500].encode()),
-        (m.H_SOURCE_TOPIC, msg.topic().encode()),
-        (m.H_SOURCE_PARTITION, str(msg.partition()).encode()),
-        (m.H_SOURCE_OFFSET, str(msg.offset()).encode()),
-        (m.H_SERVICE, service.encode()),
-    ]
+    headers += m.DeadLetter(reason=reason[:500], source_topic=msg.topic(),
+                            source_partition=msg.partition(), source_offset=msg.offset(),
+                            service=service).headers()
     return Record(f"{msg.topic()}.dlq", msg.key(), msg.value() or b"", headers)
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import orjson
 from prometheus_client import Counter, Histogram
 
-from ingest_services.common import messages as m
 from ingest_services.common.metrics import PUBLISH_ERRORS
+from ingest_services.contracts import messages as m
 from ingest_services.contracts import openrtb
 from ingest_services.gateway.publisher import BatchAck, Publisher, QueueFull
 from ingest_services.settings import GatewaySettings as Settings

@@ -14,10 +14,10 @@ from confluent_kafka import Consumer, TopicPartition
 from helios_pipeline.synth import make_request
 from ingest_services.auctioneer.handler import AuctioneerHandler
 from ingest_services.bidder.handler import BidderHandler
-from ingest_services.common import messages as m
 from ingest_services.common.circuit import CircuitBreaker
 from ingest_services.common.kafka import consumer_config
 from ingest_services.common.stream_worker import StreamWorker
+from ingest_services.contracts import messages as m
 from ingest_services.profiles.client import ProfileClient
 from ingest_services.profiles.seed import user_id
 from ingest_services.settings import Settings

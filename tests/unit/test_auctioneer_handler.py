@@ -1,10 +1,12 @@
 """AuctioneerHandler: one outcome per imp, determinism, strategies, dead letters."""
 
+import msgspec
 import orjson
 import pytest
 
 from ingest_services.auctioneer.handler import AuctioneerHandler
-from ingest_services.common import messages as m
+from ingest_services.contracts import messages as m
+from ingest_services.contracts.messages import BidResponse
 from ingest_services.settings import load_settings
 from tests.unit.fakes import FakeMsg as _FakeMsg
 
@@ -29,7 +31,16 @@ def _resp(rid="rid-1", imps=None, at=2):
         ]
     return {"v": 1, "rid": rid, "request_id": "req-1", "received_at": 1_700_000_000_000,
             "bid_at": 1_700_000_000_005, "at": at, "segment": "IAB3", "enriched": True,
-            "imps": imps}
+            "user_id": "u1", "profile": "found", "interest_score": 0.9, "imps": imps}
+
+
+def _decide(h: AuctioneerHandler, resp: dict) -> list[dict]:
+    """The handler decides on the decoded contract; the tests read the outcomes as dicts."""
+    return [msgspec.to_builtins(o) for o in h.decide(msgspec.convert(resp, BidResponse))]
+
+
+def _dumps(resp: dict) -> bytes:
+    return orjson.dumps(resp)
 
 
 @pytest.fixture
@@ -38,7 +49,7 @@ def handler():
 
 
 def test_one_outcome_per_imp(handler):
-    out = handler.decide(_resp())
+    out = _decide(handler, _resp())
     assert [o["imp_id"] for o in out] == ["1", "2", "3"]
     for o in out:
         assert o["rid"] == "rid-1"
@@ -51,7 +62,7 @@ def test_one_outcome_per_imp(handler):
 
 
 def test_nobid_imp_keeps_reason(handler):
-    o = handler.decide(_resp())[1]
+    o = _decide(handler, _resp())[1]
     assert o["outcome"] == "nobid"
     assert o["nobid_reason"] == "below_floor"
     assert o["bid_price_usd"] is None
@@ -60,7 +71,7 @@ def test_nobid_imp_keeps_reason(handler):
 
 
 def test_bid_outcomes_consistent(handler):
-    for o in handler.decide(_resp())[::2]:
+    for o in _decide(handler, _resp())[::2]:
         assert o["bid_price_usd"] in (0.85, 2.125)
         if o["outcome"] == "won":
             assert o["loss_reason"] == 0
@@ -71,8 +82,8 @@ def test_bid_outcomes_consistent(handler):
 
 
 def test_same_input_same_outcomes(handler):
-    a = handler.decide(_resp())
-    b = AuctioneerHandler(load_settings(), "outcomes").decide(_resp())
+    a = _decide(handler, _resp())
+    b = _decide(AuctioneerHandler(load_settings(), "outcomes"), _resp())
     for x, y in zip(a, b, strict=True):
         x.pop("decided_at")
         y.pop("decided_at")
@@ -81,7 +92,7 @@ def test_same_input_same_outcomes(handler):
 
 def test_below_floor_bid_is_lost_100(handler):
     imps = [{"imp_id": "1", "media": "banner", "floor_usd": 1.0, "bid": _bid(0.5)}]
-    (o,) = handler.decide(_resp(imps=imps))
+    (o,) = _decide(handler, _resp(imps=imps))
     assert o["outcome"] == "lost"
     assert o["loss_reason"] == 100
 
@@ -92,7 +103,7 @@ def test_threshold_strategy_always_wins_at_probability_one():
                       threshold_cpm=0.5),
         "outcomes",
     )
-    out = h.decide(_resp())
+    out = _decide(h, _resp())
     assert [o["outcome"] for o in out] == ["won", "nobid", "won"]
     assert out[0]["clearing_price_usd"] == 0.85  # threshold pays its bid
     assert all(o["strategy"] == "threshold" for o in out)
@@ -102,29 +113,29 @@ def test_threshold_strategy_never_wins_at_probability_zero():
     h = AuctioneerHandler(
         load_settings(auction_strategy="threshold", threshold_win_probability=0.0), "outcomes"
     )
-    out = h.decide(_resp())
+    out = _decide(h, _resp())
     assert [o["outcome"] for o in out] == ["lost", "nobid", "lost"]
     assert out[0]["loss_reason"] == 102
 
 
 def test_market_with_no_competitors_wins_first_price():
     h = AuctioneerHandler(load_settings(market_competitors=0), "outcomes")
-    out = h.decide(_resp(at=1))
+    out = _decide(h, _resp(at=1))
     assert out[0]["outcome"] == "won"
     assert out[0]["clearing_price_usd"] == 0.85
-    out = h.decide(_resp(at=2))
+    out = _decide(h, _resp(at=2))
     assert out[0]["clearing_price_usd"] == pytest.approx(0.11)  # floor + 0.01
 
 
 def test_empty_imps_raises(handler):
     with pytest.raises(ValueError):
-        handler.decide(_resp(imps=[]))
+        _decide(handler, _resp(imps=[]))
 
 
 def test_call_routes_poison_to_dlq_and_keeps_good_messages(handler):
-    good1 = FakeMsg(m.dumps(_resp("rid-a")), key=b"rid-a", offset=10)
+    good1 = FakeMsg(_dumps(_resp("rid-a")), key=b"rid-a", offset=10)
     poison = FakeMsg(b"{not json", key=b"bad", offset=11, headers=[("trace", b"t1")])
-    good2 = FakeMsg(m.dumps(_resp("rid-b")), key=b"rid-b", offset=12)
+    good2 = FakeMsg(_dumps(_resp("rid-b")), key=b"rid-b", offset=12)
     records = handler([good1, poison, good2])
     dlq = [r for r in records if r.topic == "bid_responses.dlq"]
     outs = [r for r in records if r.topic == "outcomes"]

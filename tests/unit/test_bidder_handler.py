@@ -2,7 +2,7 @@
 
 import orjson
 
-from ingest_services.common import messages as m
+from ingest_services.contracts import messages as m
 from ingest_services.profiles.client import Lookup
 from ingest_services.profiles.generated.user_profile_pb2 import UserProfile
 from tests.unit.fakes import FakeMsg as _FakeMsg
@@ -84,7 +84,8 @@ def test_unknown_user_not_found():
 
 
 def test_circuit_open_bids_unenriched():
-    imps = [{"id": "1", "banner": {}}, {"id": "2", "video": {}}, {"id": "3", "native": {}}]
+    imps = [{"id": "1", "banner": {}}, {"id": "2", "video": {"mimes": ["video/mp4"]}},
+            {"id": "3", "native": {"request": "{}"}}]
     (rec,) = _run(FakeProfiles({"u1": KNOWN}, status="circuit_open"),
                   _msg("r3", _req("u1", imps)))
     out = orjson.loads(rec.value)

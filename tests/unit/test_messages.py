@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from ingest_services.common import messages as m
+from ingest_services.contracts import messages as m
 
 RAW = (b'{ "zeta": 1,\n  "id": "abc", "imp": [{"id": "1", "banner": {"w": 1}}],'
        b' "ext": {"vendor": {"b": 2, "a": [1, 2.50, "x"]}}, "alpha": null }')

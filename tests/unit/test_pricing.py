@@ -1,16 +1,39 @@
 """Bidder pricing: CPM tiers, media multipliers, floors in foreign currencies, bid currency."""
 
+import msgspec
+import orjson
 import pytest
 
-from ingest_services.bidder.pricing import (
-    MEDIA_MULTIPLIER,
-    USD_PER_UNIT,
-    ImpBid,
-    base_cpm,
-    bid_currency,
-    media_of,
-    price_imp,
-)
+from ingest_services.bidder import pricing
+from ingest_services.bidder.pricing import MEDIA_MULTIPLIER, USD_PER_UNIT, ImpBid, base_cpm
+from ingest_services.contracts import messages as m
+from ingest_services.contracts.openrtb import BidRequest, Imp
+
+# The bidder prices decoded contracts; these tests write imps as dicts, with empty media
+# objects filled in to their smallest valid form.
+_MEDIA = {"video": {"mimes": ["video/mp4"]}, "audio": {"mimes": ["audio/mp4"]},
+          "native": {"request": "{}"}}
+
+
+def _imp(d: dict) -> Imp:
+    return msgspec.convert({k: _MEDIA.get(k, v) if v == {} else v for k, v in d.items()}, Imp)
+
+
+def price_imp(imp: dict, score, cur):
+    return pricing.price_imp(_imp(imp), score, cur)
+
+
+def media_of(imp: dict) -> str:
+    return pricing.media_of(_imp(imp))
+
+
+def bid_currency(request: dict):
+    return pricing.bid_currency(msgspec.convert(
+        {"id": "r", "imp": [{"id": "1", "banner": {}}], **request}, BidRequest))
+
+
+def _wire(msg) -> dict:
+    return orjson.loads(m.encode(msg))
 
 
 @pytest.mark.parametrize(
@@ -43,12 +66,16 @@ def test_base_cpm_tiers_at_and_around_boundaries(score, cpm):
         ({"id": "1", "banner": {}, "native": {}}, "native"),
         ({"id": "1", "native": {}, "audio": {}}, "audio"),
         ({"id": "1", "banner": {}, "native": {}, "audio": {}, "video": {}}, "video"),
-        ({"id": "1"}, "banner"),
         ({"id": "1", "video": None, "banner": {}}, "banner"),  # only objects count
     ],
 )
 def test_media_precedence(imp, media):
     assert media_of(imp) == media
+
+
+def test_an_imp_without_media_never_reaches_pricing():
+    with pytest.raises(msgspec.ValidationError, match="at least one of banner"):
+        _imp({"id": "1"})
 
 
 @pytest.mark.parametrize("media", ["banner", "native", "audio", "video"])
@@ -149,7 +176,7 @@ def test_pricing_is_deterministic():
 
 def test_as_message_with_bid():
     b = price_imp({"id": "9", "video": {}}, 0.95, "USD")
-    msg = b.as_message("IAB13")
+    msg = _wire(b.as_message("IAB13"))
     assert msg == {
         "imp_id": "9",
         "media": "video",
@@ -166,14 +193,14 @@ def test_as_message_with_bid():
 
 
 def test_as_message_generic_creative_without_interest():
-    msg = price_imp({"id": "9", "banner": {}}, None, "USD").as_message(None)
+    msg = _wire(price_imp({"id": "9", "banner": {}}, None, "USD").as_message(None))
     assert msg["bid"]["crid"] == "cr-banner-generic"
     assert msg["bid"]["interest"] is None
 
 
 def test_as_message_nobid():
     b = ImpBid("2", "banner", 6.35, nobid_reason="below_floor")
-    assert b.as_message("IAB1") == {
+    assert _wire(b.as_message("IAB1")) == {
         "imp_id": "2",
         "media": "banner",
         "floor_usd": 6.35,
