@@ -14,8 +14,6 @@ from pathlib import Path
 
 import yaml
 
-import helios_pipeline
-
 SHARED_INSTANCE: dict = {
     "run_coordinator": {
         "module": "dagster.core.run_coordinator",
@@ -45,8 +43,17 @@ def embedded_instance(dagster_home: Path) -> dict:
     return {"storage": {"sqlite": {"base_dir": str(dagster_home)}}, **SHARED_INSTANCE}
 
 
-def workspace_file() -> Path:
-    return Path(helios_pipeline.__file__).resolve().parents[1] / "workspace.yaml"
+# The code location, as the root workspace.yaml says it (a test keeps the two equal). An
+# installed wheel has no root files, so `helios up` writes this into DAGSTER_HOME.
+WORKSPACE: dict = {"load_from": [{"python_module": {"module_name": "helios_pipeline.definitions"}}]}
+
+
+def write_workspace(dagster_home: Path) -> Path:
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    path = dagster_home / "workspace.yaml"
+    path.write_text("# Written by `helios up` (same as the repository's workspace.yaml).\n"
+                    + yaml.safe_dump(WORKSPACE, sort_keys=False))
+    return path
 
 
 def write_embedded_instance(dagster_home: Path) -> Path:

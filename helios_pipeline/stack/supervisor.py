@@ -155,11 +155,11 @@ class Supervisor:
         ]
 
     def _dagster_children(self) -> list[Child]:
-        from helios_pipeline.stack.dagster_instance import workspace_file, write_embedded_instance
+        from helios_pipeline.stack.dagster_instance import write_embedded_instance, write_workspace
 
         write_embedded_instance(self.s.dagster_home.resolve())
         bin_dir = Path(sys.executable).parent
-        ws = str(workspace_file())
+        ws = str(write_workspace(self.s.dagster_home.resolve()))
         port = self.s.dagster_port
         return [
             Child("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1",

@@ -5,8 +5,10 @@ import yaml
 
 from helios_pipeline.stack.dagster_instance import (
     SHARED_INSTANCE,
+    WORKSPACE,
     embedded_instance,
     write_embedded_instance,
+    write_workspace,
 )
 from tests.conftest import REPO
 
@@ -35,3 +37,9 @@ def test_embedded_instance_loads_with_sqlite_storage_and_the_shared_limits(tmp_p
         assert concurrency.pool_config.default_pool_limit == 1
     # Dagster's default SQLite layout under DAGSTER_HOME (existing run history stays put)
     assert (tmp_path / "history" / "runs.db").exists()
+
+
+def test_written_workspace_is_the_repository_workspace(tmp_path):
+    """`helios up` from a wheel (no root files) loads the same code location."""
+    root = yaml.safe_load((REPO / "workspace.yaml").read_text())
+    assert yaml.safe_load(write_workspace(tmp_path).read_text()) == root == WORKSPACE
