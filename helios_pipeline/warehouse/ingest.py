@@ -6,6 +6,10 @@ reads the same messages again; a run that committed has moved the offsets, so no
 read twice. Rows are keyed (rid, imp_id) and inserted with ON CONFLICT DO NOTHING, so
 at-least-once duplicates on the wire collapse too. Unparseable messages are recorded in
 ``ingest_rejects`` (same transaction) with their offset and reason.
+
+``outcomes`` is kept in the same transaction too: each batch upserts only the outcomes rows
+of the (rid, imp_id) pairs it inserted (see ``refresh_outcomes``), so its cost follows the
+batch, not the history, and a crash anywhere leaves rows, outcomes and offsets consistent.
 """
 
 from __future__ import annotations
@@ -39,6 +43,69 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl).fetchall()
     con.execute(schema.OFFSETS).fetchall()
     con.execute(schema.REJECTS).fetchall()
+    ensure_outcomes(con)
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str, primary_key: bool = False) -> bool:
+    view = "duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' AND" if primary_key \
+        else "duckdb_tables() WHERE"
+    return con.execute(
+        f"SELECT count(*) FROM {view} table_name = ? AND database_name = current_database() "
+        "AND schema_name = current_schema()", [table]).fetchall()[0][0] > 0
+
+
+def ensure_outcomes(con: duckdb.DuckDBPyConnection) -> bool:
+    """Make sure ``outcomes`` (with its primary key) and the pending tables exist; a
+    warehouse from an older version (``outcomes`` built by CREATE TABLE AS, no key, no
+    pending tables) or without them is rebuilt once. True when it rebuilt."""
+    if _has(con, "outcomes", primary_key=True) and all(
+            _has(con, p) for p in schema.PENDING.values()):
+        return False
+    rebuild_outcomes(con)
+    return True
+
+
+def rebuild_outcomes(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute ``outcomes`` and the pending tables from all raw rows, in one transaction
+    (a one-off: migration, repair, tests). Returns the number of outcomes rows."""
+    con.execute("BEGIN TRANSACTION").fetchall()
+    try:
+        con.execute(schema.OUTCOMES_REPLACE).fetchall()
+        n = con.execute(f"INSERT INTO outcomes {schema.outcomes_select()}").fetchall()[0][0]
+        con.execute("CREATE OR REPLACE TEMP TABLE settled_keys AS "
+                    + schema.settled("auction_outcomes", {t: t for t in schema.RAW_TABLES})
+                    ).fetchall()
+        for raw, pending in schema.PENDING.items():
+            con.execute(f"CREATE OR REPLACE TABLE {pending} AS "
+                        f"FROM {raw} ANTI JOIN settled_keys USING (rid, imp_id)").fetchall()
+        con.execute("DROP TABLE settled_keys").fetchall()
+        con.execute("COMMIT").fetchall()
+    except BaseException:
+        con.execute("ROLLBACK").fetchall()
+        raise
+    return n
+
+
+def refresh_outcomes(con: duckdb.DuckDBPyConnection, table: str, new_rows: str) -> None:
+    """Bring ``outcomes`` up to date after ``new_rows`` (a relation: rows just inserted into
+    raw ``table``, none of them there before) — inside the caller's transaction.
+
+    Only small tables are joined: until a key has all three raw rows, every raw row of it is
+    also in the pending tables, so the outcome select over them restricted to the touched
+    keys equals the full select for those keys. The outcomes rows are upserted by primary
+    key (an outcome may arrive before or after its request and response), then keys that
+    now have all three rows leave the pending tables.
+    """
+    pending = schema.PENDING
+    con.execute(f"INSERT INTO {pending[table]} SELECT * FROM {new_rows}").fetchall()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ingest_keys AS SELECT rid, imp_id FROM {new_rows}"
+                ).fetchall()
+    con.execute(schema.outcomes_upsert("ingest_keys")).fetchall()
+    con.execute("CREATE OR REPLACE TEMP TABLE ingest_settled AS "
+                + schema.settled("ingest_keys", pending)).fetchall()
+    for p in pending.values():
+        con.execute(f"DELETE FROM {p} USING ingest_settled s "
+                    f"WHERE {p}.rid = s.rid AND {p}.imp_id = s.imp_id").fetchall()
 
 
 def stored_offsets(con: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]:
@@ -136,20 +203,27 @@ def ingest_topic(
     max_messages: int = 500_000,
     idle_s: float = 1.0,
     before_commit: Callable[[], None] | None = None,
+    chunk: int = 50_000,
 ) -> IngestResult:
     ensure_schema(con)
     result = IngestResult(topic, table)
-    reader = ChunkReader(consumer_conf, topic, stored_offsets(con, topic), max_messages, idle_s)
+    reader = ChunkReader(consumer_conf, topic, stored_offsets(con, topic), max_messages, idle_s,
+                         chunk)
     reader.start()
     con.execute("BEGIN TRANSACTION").fetchall()
     try:
-        before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         for batch in reader:  # only the bytes cross into DuckDB; it parses (transforms.py)
             result.messages += batch.num_rows
             con.register("ingest_batch", batch)
             con.execute(transforms.PARSE[table]).fetchall()
-            con.execute(f"INSERT INTO {table} {transforms.ROWS[table]} ON CONFLICT DO NOTHING"
-                        ).fetchall()
+            # RETURNING: exactly the rows that were not there yet (duplicates collapse)
+            new = con.sql(f"INSERT INTO {table} {transforms.ROWS[table]} ON CONFLICT DO NOTHING "
+                          "RETURNING *").to_arrow_table()
+            result.inserted += new.num_rows
+            if new.num_rows:
+                con.register("ingest_new", new)
+                refresh_outcomes(con, table, "ingest_new")
+                con.unregister("ingest_new")
             result.rejected += con.execute(
                 "INSERT INTO ingest_rejects SELECT ?, \"partition\", \"offset\", reason, now() "
                 "FROM parsed WHERE NOT ok ON CONFLICT DO NOTHING", [topic]).fetchall()[0][0]
@@ -160,7 +234,6 @@ def ingest_topic(
         if not result.messages:
             con.execute("ROLLBACK").fetchall()
             return result
-        result.inserted = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
         con.executemany(
             "INSERT INTO ingest_offsets VALUES (?, ?, ?, now()) ON CONFLICT (topic, \"partition\")"
             " DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",

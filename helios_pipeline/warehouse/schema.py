@@ -41,8 +41,40 @@ REJECTS = """
         reason VARCHAR NOT NULL, rejected_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         PRIMARY KEY (topic, "partition", "offset"))"""
 
-OUTCOMES = """
-    CREATE OR REPLACE TABLE outcomes AS
+# ``outcomes``: one row per auction_outcomes row (the driving table) with its request and
+# response context. Kept incrementally by the ingest (warehouse/ingest.py), in the same
+# transaction as the raw rows and offsets; OUTCOMES_SELECT is the one definition of a row,
+# used both for that and for a full rebuild.
+OUTCOMES_COLUMNS = (
+    ("rid", "VARCHAR NOT NULL"), ("imp_id", "VARCHAR NOT NULL"), ("request_id", "VARCHAR"),
+    ("day", "DATE"), ("received_at", "TIMESTAMPTZ"), ("bid_at", "TIMESTAMPTZ"),
+    ("decided_at", "TIMESTAMPTZ"), ("site_domain", "VARCHAR"), ("app_bundle", "VARCHAR"),
+    ("domain", "VARCHAR"), ("publisher_id", "VARCHAR"), ("device_type", "INTEGER"),
+    ("country", "VARCHAR"), ("media", "VARCHAR"), ("floor_usd", "DOUBLE"),
+    ("bidfloor", "DOUBLE"), ("bidfloorcur", "VARCHAR"), ("auction_type", "INTEGER"),
+    ("bid_price_usd", "DOUBLE"), ("enriched", "BOOLEAN"), ("segment", "VARCHAR"),
+    ("profile", "VARCHAR"), ("crid", "VARCHAR"), ("outcome", "VARCHAR"),
+    ("clearing_price_usd", "DOUBLE"), ("loss_reason", "INTEGER"), ("nobid_reason", "VARCHAR"),
+    ("competitor_price_usd", "DOUBLE"),
+)
+_OUTCOMES_BODY = ("outcomes (\n        "
+                  + ",\n        ".join(f"{c} {t}" for c, t in OUTCOMES_COLUMNS)
+                  + ",\n        PRIMARY KEY (rid, imp_id))")
+OUTCOMES = f"CREATE TABLE IF NOT EXISTS {_OUTCOMES_BODY}"
+OUTCOMES_REPLACE = f"CREATE OR REPLACE TABLE {_OUTCOMES_BODY}"
+
+# Raw rows of the keys not yet *settled* (a settled key has its request, response and
+# outcome rows all ingested): the ingest joins a batch against these small tables instead of
+# the whole history. Same columns as the raw tables, no key (rows only enter once).
+PENDING = {t: f"pending_{t}" for t in RAW_TABLES}
+
+
+def outcomes_select(outcomes: str = "auction_outcomes", requests: str = "bid_requests",
+                    responses: str = "bid_responses", keys: str | None = None) -> str:
+    """The ``outcomes`` rows, from the given raw relations; only the (rid, imp_id) pairs of
+    relation ``keys`` when given. auction_outcomes drives: no outcome, no row."""
+    o = outcomes if keys is None else f"(FROM {outcomes} SEMI JOIN {keys} USING (rid, imp_id))"
+    return f"""
     SELECT
         o.rid, o.imp_id, coalesce(o.request_id, r.request_id) AS request_id,
         CAST(o.received_at AT TIME ZONE 'UTC' AS DATE) AS day,
@@ -52,9 +84,26 @@ OUTCOMES = """
         o.floor_usd, r.bidfloor, r.bidfloorcur, o.auction_type,
         b.bid_price_usd, b.enriched, o.segment, b.profile, b.crid,
         o.outcome, o.clearing_price_usd, o.loss_reason, o.nobid_reason, o.competitor_price_usd
-    FROM auction_outcomes o
-    LEFT JOIN bid_requests r USING (rid, imp_id)
-    LEFT JOIN bid_responses b USING (rid, imp_id)"""
+    FROM {o} o
+    LEFT JOIN {requests} r USING (rid, imp_id)
+    LEFT JOIN {responses} b USING (rid, imp_id)"""
+
+
+def outcomes_upsert(keys: str) -> str:
+    """Insert or refresh the ``outcomes`` rows of the pairs in ``keys`` from the pending rows
+    (all raw rows of a key are there until it settles, so this equals the full select)."""
+    sets = ", ".join(f"{c} = excluded.{c}" for c, _ in OUTCOMES_COLUMNS[2:])
+    sel = outcomes_select(PENDING["auction_outcomes"], PENDING["bid_requests"],
+                          PENDING["bid_responses"], keys)
+    return f"INSERT INTO outcomes {sel}\n    ON CONFLICT (rid, imp_id) DO UPDATE SET {sets}"
+
+
+def settled(keys: str, tables: dict[str, str]) -> str:
+    """The pairs of ``keys`` that have a row in each of ``tables`` (raw name → relation):
+    request, response and outcome all ingested, so their outcomes row is final."""
+    joins = " ".join(f"SEMI JOIN {rel} t{i} USING (rid, imp_id)"
+                     for i, rel in enumerate(tables.values()))
+    return f"SELECT k.rid, k.imp_id FROM {keys} k {joins}"
 
 DAILY_STATS = """
     CREATE TABLE IF NOT EXISTS daily_stats (
