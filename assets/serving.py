@@ -1,4 +1,5 @@
-"""``serving_daily_stats``: daily_stats in PostgreSQL, where many readers can query it.
+"""What readers get: ``serving_snapshot`` (the analytics API's read-only snapshot, published
+after every ingest) and ``serving_daily_stats`` (daily_stats in PostgreSQL).
 
 DuckDB serves one writer and readers of exports; the analytics API and dashboards read
 concurrently, so the daily table is mirrored into PostgreSQL. Each partition is replaced
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.warehouse import daily, daily_stats
-from helios_pipeline.resources import DuckDBWarehouse, PostgresResource
+from assets.warehouse import daily, daily_stats, outcomes
+from helios_pipeline.resources import DuckDBWarehouse, PathsResource, PostgresResource
+from helios_pipeline.serving.snapshot import publish
 
 DDL = """
 CREATE TABLE IF NOT EXISTS daily_stats (
@@ -49,3 +51,22 @@ def serving_daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWare
             n, requests = cur.fetchone()
             pg.commit()
     return dg.MaterializeResult(metadata={"dagster/row_count": n, "requests": int(requests)})
+
+
+@dg.asset(
+    group_name="serving",
+    kinds={"duckdb"},
+    pool="duckdb_writer",  # reads the warehouse: wait for the writer, never block it
+    deps=[outcomes],
+    description="The analytics API's read-only snapshot of outcomes (+ an index on rid and "
+                "pre-aggregated counts), swapped in atomically after every ingest",
+)
+def serving_snapshot(warehouse: DuckDBWarehouse, paths: PathsResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        pub = publish(con, Path(paths.serving))
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": pub.rows,
+        "as_of": pub.as_of or "no data",
+        "publish_seconds": round(pub.seconds, 3),
+        "path": dg.MetadataValue.path(str(pub.path)),
+    })

@@ -60,6 +60,8 @@ def up(
         help="Profile service /metrics port [HELIOS_PROFILE_METRICS_PORT]")] = None,
     dagster_port: Annotated[int | None, typer.Option(
         help="Dagster UI port [HELIOS_DAGSTER_PORT]")] = None,
+    api_port: Annotated[int | None, typer.Option(
+        help="Analytics API and dashboard port [HELIOS_API_PORT]")] = None,
     dagster: Annotated[bool | None, typer.Option(
         "--dagster/--no-dagster", help="Also run Dagster webserver + daemon [HELIOS_DAGSTER]")
     ] = None,
@@ -74,7 +76,7 @@ def up(
                   gateway_port=gateway_port, bidder_metrics_port=bidder_metrics_port,
                   auctioneer_metrics_port=auctioneer_metrics_port,
                   profile_metrics_port=profile_metrics_port, dagster_port=dagster_port,
-                  dagster=dagster, partitions=partitions, home=home)
+                  api_port=api_port, dagster=dagster, partitions=partitions, home=home)
     sup = Supervisor(s, log=lambda msg: console.print(f"[dim]helios up:[/] {msg}", highlight=False))
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -105,7 +107,8 @@ def up(
 # ---------------------------------------------------------------------------- serve
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="gateway | bidder | auctioneer | profiles")],
+    service: Annotated[str, typer.Argument(
+        help="gateway | bidder | auctioneer | profiles | api")],
     port: Annotated[int | None, typer.Option(help="Gateway only: port to listen on")] = None,
     workers: Annotated[int | None, typer.Option(help="Gateway only: worker processes")] = None,
 ) -> None:
@@ -113,8 +116,12 @@ def serve(
     from ingest_services.runner import SERVICES, run_gateway
     from ingest_services.runner import serve as run
 
+    if service == "api":
+        _serve_api(port)
+        return
     if service not in SERVICES:
-        raise fail(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}")
+        raise fail(f"unknown service {service!r}: choose one of "
+                   f"{', '.join((*SERVICES, 'api'))}")
     from ingest_services.settings import SERVICE_SETTINGS
 
     s = get_settings(SERVICE_SETTINGS[service])  # a pod reads only its own group
@@ -125,6 +132,20 @@ def serve(
         run_gateway(s, port, workers)
     else:
         run(service, s)
+
+
+def _serve_api(port: int | None) -> None:
+    """The analytics API and dashboard (not a streaming service: it reads the snapshot)."""
+    import uvicorn
+
+    from ingest_services.common.logs import setup_logging
+    from ingest_services.settings import ApiSettings
+
+    s = get_settings(ApiSettings)
+    setup_logging(s.log_level)
+    uvicorn.run("helios_pipeline.api.app:create_app", factory=True, host=s.bind_host,
+                port=port or s.api_port, access_log=False, log_config=None,
+                timeout_graceful_shutdown=10)
 
 
 # ------------------------------------------------------------------------- profiles

@@ -54,7 +54,8 @@ defs = dg.Definitions(
         "warehouse": DuckDBWarehouse(path=dg.EnvVar("HELIOS_WAREHOUSE_PATH")),
         "postgres": PostgresResource(dsn=dg.EnvVar("HELIOS_POSTGRES_DSN")),
         "paths": PathsResource(reports_dir=dg.EnvVar("HELIOS_REPORTS_DIR"),
-                               exports_dir=dg.EnvVar("HELIOS_EXPORTS_DIR")),
+                               exports_dir=dg.EnvVar("HELIOS_EXPORTS_DIR"),
+                               serving_path=dg.EnvVar("HELIOS_SERVING_PATH")),
     },
     executor=dg.in_process_executor,  # one DuckDB writer per run, in step with the pool
 )

@@ -180,6 +180,12 @@ def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: flo
     if in_table != total:
         raise DemoError(f"outcomes has {in_table} rows, the stream {total}: the ingest did not "
                         f"catch up within 300 s (see runs in {eps['dagster_ui']})")
+    with console.status("waiting for the analytics API's snapshot to show every outcome…"):
+        api_rows, api_lag = api_outcomes(eps["api_url"], total, timeout_s=120)
+    if api_rows != total:
+        raise DemoError(f"the analytics API shows {api_rows} outcomes, the stream {total} "
+                        f"(serving_snapshot runs: {eps['dagster_ui']})")
+    console.print(f"analytics API: {api_rows:,} outcomes, {api_lag:.0f} s after the table")
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     with console.status(f"materialising daily_stats, the report and exports for {day}…"):
         run_id = dagster.submit_job_execution(
@@ -205,6 +211,8 @@ def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: flo
         ("report", str(s.reports.resolve() / day / "report.html")),
         ("exports", str(s.exports.resolve() / "helios.duckdb")),
         ("Dagster UI", eps["dagster_ui"]),
+        ("dashboard", eps["dashboard_url"]),
+        ("analytics API", eps["api_url"]),
     ]
     for row in rows:
         summary.add_row(*row)
@@ -213,3 +221,20 @@ def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: flo
           and rep["drained"])
     out.print("[green]demo OK[/]" if ok else "[red]demo FAILED: see the audit above[/]")
     return 0 if ok else 1
+
+
+def api_outcomes(api_url: str, expect: int, timeout_s: float) -> tuple[int, float]:
+    """Poll the API's stats until it shows ``expect`` outcomes: (shown, seconds waited)."""
+    import httpx
+
+    t0 = time.monotonic()
+    shown = -1
+    while time.monotonic() - t0 < timeout_s:
+        try:
+            shown = httpx.get(f"{api_url}outcomes/stats/", timeout=5).json()["total_outcomes"]
+        except (httpx.HTTPError, KeyError, ValueError):
+            shown = -1
+        if shown == expect:
+            break
+        time.sleep(1)
+    return shown, time.monotonic() - t0

@@ -6,8 +6,8 @@ import dagster as dg
 ingest_job = dg.define_asset_job(
     "ingest_outcomes",
     selection=dg.AssetSelection.assets("bid_requests", "bid_responses", "auction_outcomes",
-                                       "outcomes"),
-    description="Topics → raw tables → outcomes (exactly once)",
+                                       "outcomes", "serving_snapshot"),
+    description="Topics → raw tables → outcomes (exactly once) → the API's serving snapshot",
 )
 
 daily_stats_job = dg.define_asset_job(

@@ -67,6 +67,14 @@ class PathsResource(dg.ConfigurableResource):
 
     reports_dir: str
     exports_dir: str
+    serving_path: str = ""  # the API's snapshot; default <exports_dir>/../serving/serving.duckdb
+
+    @property
+    def serving(self) -> str:
+        from pathlib import Path
+
+        return self.serving_path or str(Path(self.exports_dir).parent / "serving"
+                                        / "serving.duckdb")
 
 
 class PostgresResource(dg.ConfigurableResource):

@@ -118,7 +118,20 @@ class ProfileSettings(_Base):
     profile_metrics_port: int = Field(9103, ge=1, le=65535)
 
 
-class Settings(GatewaySettings, BidderSettings, AuctioneerSettings, ProfileSettings):
+class ApiSettings(_Base):
+    """`helios serve api`: the analytics API and dashboard, reading the serving snapshot."""
+
+    api_port: int = Field(8090, ge=1, le=65535)
+    serving_path: Path | None = Field(None, description="default HOME/serving/serving.duckdb")
+    api_memory_mb: int = Field(128, ge=16, description="DuckDB buffer limit of the API")
+
+    @property
+    def serving(self) -> Path:
+        return self.serving_path or self.home / "serving" / "serving.duckdb"
+
+
+class Settings(GatewaySettings, BidderSettings, AuctioneerSettings, ProfileSettings,
+               ApiSettings):
     """Everything: the CLI, the embedded stack and the Dagster code location read this.
 
     Field ``foo_bar`` is read from ``HELIOS_FOO_BAR``. A streaming service reads only its

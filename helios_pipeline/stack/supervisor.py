@@ -60,6 +60,8 @@ def endpoints(s: Settings) -> dict[str, str]:
         "auctioneer_metrics": f"http://127.0.0.1:{s.auctioneer_metrics_port}/metrics",
         "profile_metrics": f"http://127.0.0.1:{s.profile_metrics_port}/metrics",
         "gateway_metrics": f"http://127.0.0.1:{s.gateway_port}/metrics",
+        "api_url": f"http://127.0.0.1:{s.api_port}/api/",
+        "dashboard_url": f"http://127.0.0.1:{s.api_port}/",
         **({"dagster_ui": f"http://127.0.0.1:{s.dagster_port}"} if s.dagster else {}),
         "warehouse": str(s.warehouse.resolve()),
     }
@@ -74,6 +76,7 @@ PORT_FLAGS = {
     "auctioneer_metrics_port": "auctioneer metrics",
     "profile_metrics_port": "profile metrics",
     "dagster_port": "Dagster UI",
+    "api_port": "analytics API",
 }
 
 
@@ -118,6 +121,7 @@ class Supervisor:
             "HELIOS_WAREHOUSE_PATH": self.eps["warehouse"],
             "HELIOS_REPORTS_DIR": str(self.s.reports.resolve()),
             "HELIOS_EXPORTS_DIR": str(self.s.exports.resolve()),
+            "HELIOS_SERVING_PATH": str(self.s.serving.resolve()),
             "DAGSTER_HOME": str(self.s.dagster_home.resolve()),
         })
         if "postgres_dsn" in self.eps:
@@ -151,6 +155,9 @@ class Supervisor:
                   lambda: probes.http_ok(f"http://127.0.0.1:{s.auctioneer_metrics_port}/readyz")),
             Child("gateway", [*serve, "gateway"],
                   lambda: probes.http_ok(f"http://127.0.0.1:{s.gateway_port}/readyz")),
+            # ready before any data: /readyz waits for the first snapshot, /healthz does not
+            Child("api", [*serve, "api"],
+                  lambda: probes.http_ok(f"http://127.0.0.1:{s.api_port}/healthz")),
             *(self._dagster_children() if s.dagster else []),
         ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -111,3 +112,84 @@ def pg_server(tmp_path_factory):
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     yield server, pgdata
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pipeline(tansu, redis_server, profile_service, tmp_path_factory):
+    """A warehouse filled by the real pipeline (gateway envelopes → bidder → auctioneer →
+    exactly-once ingest → serving_snapshot), and the rid of one request sent by us."""
+    import random
+
+    import dagster as dg
+    import orjson
+
+    from assets.serving import serving_snapshot
+    from assets.warehouse import outcomes
+    from helios_pipeline.loadgen import make_request
+    from tests.integration.test_dagster import RAW, resources
+    from tests.integration.test_pipeline import auctioneer, bidder, envelopes, running
+
+    tag = uuid.uuid4().hex[:10]
+    s = load_settings(
+        kafka_bootstrap=f"127.0.0.1:{tansu.port}",
+        redis_url=f"redis://127.0.0.1:{redis_server.port}/0", profile_addr=profile_service,
+        topic_requests=f"req-{tag}", topic_responses=f"resp-{tag}", topic_outcomes=f"out-{tag}",
+        bidder_group=f"bidder-{tag}", auctioneer_group=f"auctioneer-{tag}", partitions=3,
+        session_timeout_ms=2000, heartbeat_interval_ms=200)
+    ensure_topics(s)
+    rng = random.Random(5)
+    raws = [orjson.dumps(make_request(rng, f"api{i}", SEED_USERS)) for i in range(400)]
+    mine = orjson.dumps({"id": "story-1", "at": 1, "cur": ["USD"],
+                         "imp": [{"id": "a", "banner": {"w": 300, "h": 250}, "bidfloor": 0.01},
+                                 {"id": "b", "video": {"mimes": ["video/mp4"]},
+                                  "bidfloor": 99.0}],
+                         "site": {"domain": "story.example.com"}, "user": {"id": "u00000001"}})
+    reqs = envelopes([*raws, mine])
+    produce(s, s.topic_requests, [(rid, v) for rid, v, _ in reqs])
+    imps = sum(len(i) for _, _, i in reqs)
+    with running(bidder(s), auctioneer(s)):
+        read_all(s, s.topic_outcomes, expect=imps, timeout=90)
+    tmp = tmp_path_factory.mktemp("api")
+    db = tmp / "wh.duckdb"
+    rs = resources(s, db)
+    res = dg.materialize([*RAW, outcomes, serving_snapshot], resources=rs)
+    assert res.success
+    return {"settings": s, "db": db, "serving": Path(rs["paths"].serving), "imps": imps,
+            "my_rid": reqs[-1][0]}
+
+
+def _serve_api(serving: Path, tmp: Path):
+    import os
+    import subprocess
+    import sys
+
+    port = probes.free_port()
+    env = {**os.environ, "HELIOS_SERVING_PATH": str(serving), "HELIOS_API_PORT": str(port),
+           "HELIOS_HOME": str(tmp)}
+    log = open(tmp / "api.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "serve", "api"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    if not probes.wait_until(lambda: probes.http_ok(f"{url}/healthz"), 30):
+        proc.kill()
+        raise RuntimeError(f"the API did not start; see {tmp / 'api.log'}")
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def api_server(pipeline, tmp_path_factory) -> Iterator[str]:
+    """`helios serve api` (a real process) over the pipeline's serving snapshot."""
+    proc, url = _serve_api(pipeline["serving"], tmp_path_factory.mktemp("api-live"))
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def api_empty_server(tmp_path_factory) -> Iterator[str]:
+    """`helios serve api` before anything was published: the empty state."""
+    tmp = tmp_path_factory.mktemp("api-empty")
+    proc, url = _serve_api(tmp / "serving.duckdb", tmp)
+    yield url
+    proc.terminate()
+    proc.wait(10)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 PORT_VARS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT",
              "BIDDER_METRICS_PORT", "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT",
-             "DAGSTER_PORT")
+             "DAGSTER_PORT", "API_PORT")
 
 
 def stack_env(home: Path, **extra: str) -> dict[str, str]:
@@ -82,10 +82,12 @@ def stack(tmp_path):
 def test_stack_runs_the_examples_and_traffic_with_nothing_lost_or_doubled(stack, examples):
     state = stack.wait_ready()
     eps = state["endpoints"]
-    assert set(eps) >= {"gateway_url", "kafka_bootstrap", "redis_url", "profile_service"}
+    assert set(eps) >= {"gateway_url", "kafka_bootstrap", "redis_url", "profile_service",
+                        "api_url", "dashboard_url"}
     pids = list(state["processes"].values())
     assert set(state["processes"]) == {"broker", "redis", "postgres", "profiles", "bidder",
-                                       "auctioneer", "gateway"}
+                                       "auctioneer", "gateway", "api"}
+    assert probes.http_ok(eps["dashboard_url"] + "healthz")  # the API is up before any data
     assert all(psutil.pid_exists(p) for p in pids)
     assert eps["postgres_dsn"].startswith("postgresql://")
 

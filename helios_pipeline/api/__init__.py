@@ -1,0 +1,1 @@
+"""The analytics API and dashboard (docs/api.md)."""

@@ -1,0 +1,230 @@
+"""The analytics API and the advertiser dashboard (docs/api.md).
+
+Keeps the paths and shapes of the system Helios replaces (a Django REST Framework API), so
+its clients keep working, and adds the request story. Reads only the serving snapshot
+(store.py), so it never blocks, and is never blocked by, a Dagster run writing the
+warehouse. Every response carries ``X-Data-As-Of``. Handlers are plain functions: FastAPI
+runs them in its thread pool, and DuckDB releases the GIL while it scans.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+from helios_pipeline.api import queries as q
+from helios_pipeline.api.models import (
+    DailyRow,
+    Health,
+    Outcome,
+    OutcomePage,
+    RequestStory,
+    Stats,
+)
+from helios_pipeline.api.store import Snapshot, SnapshotStore
+from ingest_services.settings import ApiSettings, get_settings
+
+STATIC = Path(__file__).with_name("static")
+REQUESTS = Counter("api_requests_total", "API requests", ["endpoint", "status"])
+LATENCY = Histogram("api_request_duration_seconds", "API answer time", ["endpoint"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+SNAPSHOT_AGE = Gauge("serving_snapshot_age_seconds",
+                     "Seconds since the snapshot the API answers from was published")
+SNAPSHOT_ROWS = Gauge("serving_snapshot_rows", "Outcome rows in the serving snapshot")
+
+
+def _filters(
+    user_id: Annotated[str | None, Query(description="OpenRTB user.id")] = None,
+    site_domain: Annotated[str | None, Query(examples=["news.example.com"])] = None,
+    win_status: Annotated[bool | None, Query(description="true: won only")] = None,
+    enriched: Annotated[bool | None, Query(description="bid with a user profile")] = None,
+    min_price: Annotated[float | None, Query(ge=0, description="bid CPM, USD")] = None,
+    max_price: Annotated[float | None, Query(ge=0, description="bid CPM, USD")] = None,
+    date_from: Annotated[date | None, Query(description="UTC day, inclusive")] = None,
+    date_to: Annotated[date | None, Query(description="UTC day, inclusive")] = None,
+    media_type: Annotated[Literal["banner", "video", "audio", "native"] | None, Query()] = None,
+    segment: Annotated[str | None, Query(examples=["IAB3"])] = None,
+    outcome: Annotated[Literal["won", "lost", "nobid"] | None, Query()] = None,
+    loss_reason: Annotated[int | None, Query(ge=0, description="OpenRTB loss reason")] = None,
+) -> q.Filters:
+    if date_from and date_to and date_from > date_to:
+        raise RequestValidationError([{
+            "loc": ("query", "date_to"), "type": "value_error",
+            "msg": f"date_to ({date_to}) is before date_from ({date_from})",
+            "input": str(date_to)}])
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise RequestValidationError([{
+            "loc": ("query", "max_price"), "type": "value_error",
+            "msg": f"max_price ({max_price}) is below min_price ({min_price})",
+            "input": max_price}])
+    return q.Filters(user_id, site_domain, win_status, enriched, min_price, max_price,
+                     date_from, date_to, media_type, segment, outcome, loss_reason)
+
+
+Filters = Annotated[q.Filters, Depends(_filters)]
+Page = Annotated[int, Query(ge=1, description="page number, from 1")]
+PageSize = Annotated[int, Query(ge=1, le=1000, description="rows per page (max 1000)")]
+Ordering = Annotated[str, Query(pattern=r"^-?(timestamp|win_price|bid_price)$",
+                                description="timestamp, win_price or bid_price; - for desc")]
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    s = settings or get_settings(ApiSettings)
+    store = SnapshotStore(s.serving, s.api_memory_mb)
+
+    app = FastAPI(
+        title="Helios analytics API",
+        version="1.0.0",
+        summary="Auction outcomes, statistics and request stories, from the serving snapshot.",
+        description="Paths and shapes of the system Helios replaces, plus "
+                    "`/api/requests/{rid}/`. See docs/api.md for freshness.",
+    )
+    app.state.store = store
+
+    def snapshot() -> Snapshot | None:
+        return store.current()
+
+    @app.middleware("http")
+    async def as_of(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        snap = store._current
+        response.headers["X-Data-As-Of"] = (
+            "none" if snap is None or snap.as_of is None else q._iso(snap.as_of) or "none")
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "other")
+        if endpoint.startswith("/api/"):
+            LATENCY.labels(endpoint).observe(time.perf_counter() - t0)
+            REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        return response
+
+    def _page(request: Request, f: q.Filters, page: int, page_size: int, ordering: str,
+              snap: Snapshot | None) -> dict:
+        if snap is None:
+            return {"count": 0, "next": None, "previous": None, "results": []}
+        where, params = f.where()
+        cur = snap.cursor()
+        if f.on_cube():
+            count = cur.execute(f"SELECT coalesce(sum(n), 0) FROM cube{where}",
+                                params).fetchall()[0][0]
+        else:
+            count = cur.execute(f"SELECT count(*) FROM outcomes{where}", params).fetchall()[0][0]
+        desc = ordering.startswith("-")
+        col = q.ORDERING[ordering.lstrip("-")]
+        rows = cur.execute(
+            f"SELECT {q.OUTCOME_COLUMNS} FROM outcomes{where} ORDER BY {col} "
+            f"{'DESC' if desc else 'ASC'} NULLS LAST, rid, imp_id LIMIT ? OFFSET ?",
+            [*params, page_size, (page - 1) * page_size]).fetchall()
+        url = request.url
+        return {
+            "count": count,
+            "next": str(url.include_query_params(page=page + 1))
+            if page * page_size < count else None,
+            "previous": str(url.include_query_params(page=page - 1)) if page > 1 else None,
+            "results": [q.outcome_json(r) for r in rows],
+        }
+
+    @app.get("/api/outcomes/", response_model=OutcomePage, summary="Outcomes, paginated")
+    def outcomes(request: Request, f: Filters, page: Page = 1, page_size: PageSize = 100,
+                 ordering: Ordering = "-timestamp"):
+        return _page(request, f, page, page_size, ordering, snapshot())
+
+    @app.get("/api/outcomes/winners/", response_model=OutcomePage, summary="Won outcomes")
+    def winners(request: Request, f: Filters, page: Page = 1, page_size: PageSize = 100,
+                ordering: Ordering = "-timestamp"):
+        if f.outcome not in (None, "won") or f.win_status is False:
+            return {"count": 0, "next": None, "previous": None, "results": []}
+        return _page(request, q.Filters(**{**f.__dict__, "outcome": "won"}), page, page_size,
+                     ordering, snapshot())
+
+    @app.get("/api/outcomes/stats/", response_model=Stats, summary="Totals and KPIs")
+    def stats(f: Filters):
+        snap = snapshot()
+        if snap is None:
+            return q.kpis(0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0)
+        sql, params = q.sums_sql(f)
+        return q.kpis(*snap.cursor().execute(sql, params).fetchall()[0])
+
+    @app.get("/api/outcomes/daily_stats/", response_model=list[DailyRow],
+             response_model_exclude_unset=True, summary="Per day (optionally per site, segment, media type or hour)")
+    def daily_stats(f: Filters, group_by: Annotated[
+            Literal["site", "segment", "media_type", "hour"] | None, Query()] = None):
+        snap = snapshot()
+        if snap is None:
+            return []
+        if group_by is None:
+            sql, params = q.sums_sql(f, "NULL")
+        else:
+            sql, params = q.sums_sql(f, q.GROUP_BY[group_by])
+        return [q.daily_row(r[0], r[2:], r[1], group_by is not None)
+                for r in snap.cursor().execute(sql, params).fetchall()]
+
+    @app.get("/api/outcomes/{outcome_id}/", response_model=Outcome,
+             responses={404: {"description": "No such outcome"}},
+             summary="One outcome; id is <rid>:<imp_id>")
+    def outcome(outcome_id: str):
+        rid, sep, imp_id = outcome_id.partition(":")
+        snap = snapshot()
+        if not sep or snap is None:
+            raise HTTPException(404, f"no outcome {outcome_id!r} (ids are <rid>:<imp_id>)")
+        rows = snap.cursor().execute(
+            f"SELECT {q.OUTCOME_COLUMNS} FROM outcomes WHERE rid = ? AND imp_id = ?",
+            [rid, imp_id]).fetchall()
+        if not rows:
+            raise HTTPException(404, f"no outcome {outcome_id!r}")
+        return q.outcome_json(rows[0])
+
+    @app.get("/api/requests/{rid}/", response_model=RequestStory,
+             responses={404: {"description": "No such request (or not ingested yet)"}},
+             summary="The whole story of one bid request")
+    def request_story(rid: str):
+        snap = snapshot()
+        rows = [] if snap is None else snap.cursor().execute(
+            f"SELECT {q.OUTCOME_COLUMNS} FROM outcomes WHERE rid = ? ORDER BY imp_id",
+            [rid]).fetchall()
+        if not rows:
+            raise HTTPException(404, f"no request {rid!r} in the serving snapshot")
+        return q.story_json(rows)
+
+    @app.get("/healthz", response_model=Health, summary="Liveness")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}},
+             summary="Readiness: a serving snapshot is loaded")
+    def readyz():
+        if snapshot() is None:
+            return JSONResponse({"status": "no serving snapshot yet"}, status_code=503)
+        return {"status": "ready"}
+
+    @app.get("/metrics", response_class=Response, summary="Prometheus metrics")
+    def metrics():
+        snap = snapshot()
+        if snap is not None:
+            SNAPSHOT_AGE.set(max(0.0, time.time() - snap.published_at.timestamp()))
+            SNAPSHOT_ROWS.set(snap.rows)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard():
+        index = STATIC / "index.html"
+        if not index.is_file():
+            raise HTTPException(404, "dashboard assets are not installed")
+        return FileResponse(index)
+
+    @app.on_event("shutdown")
+    def _close() -> None:
+        store.close()
+
+    return app

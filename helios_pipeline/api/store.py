@@ -1,0 +1,82 @@
+"""The API's view of the serving snapshot: the newest file, switched to as soon as it lands.
+
+``publish`` (helios_pipeline/serving/snapshot.py) renames a new file into place; here each
+request asks :meth:`SnapshotStore.current`, which at most once a second compares the file's
+inode with the one open and, if it changed, opens the new one read-only. The previous
+connection is kept one generation longer, so a query that started on it finishes there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+
+@dataclass
+class Snapshot:
+    con: duckdb.DuckDBPyConnection
+    inode: int
+    as_of: datetime | None
+    published_at: datetime
+    rows: int
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self.con.cursor()
+        cur.execute("USE snap").fetchall()  # a cursor starts in the default catalog
+        return cur
+
+
+class SnapshotStore:
+    def __init__(self, path: Path, memory_mb: int = 128, check_every_s: float = 1.0) -> None:
+        self.path = path
+        self.memory_mb = memory_mb
+        self.check_every_s = check_every_s
+        self._lock = threading.Lock()
+        self._current: Snapshot | None = None
+        self._previous: Snapshot | None = None
+        self._checked = 0.0
+
+    def current(self) -> Snapshot | None:
+        now = time.monotonic()
+        if now - self._checked < self.check_every_s and self._current is not None:
+            return self._current
+        with self._lock:
+            self._checked = now
+            try:
+                inode = self.path.stat().st_ino
+            except FileNotFoundError:
+                return self._current
+            if self._current is None or inode != self._current.inode:
+                self._swap(self._open(inode))
+            return self._current
+
+    def _open(self, inode: int) -> Snapshot:
+        # duckdb.connect(path) would hand back the cached instance of the *old* file (DuckDB
+        # caches databases by path per process): attach the new file to a fresh instance.
+        con = duckdb.connect(":memory:",
+                             config={"memory_limit": f"{self.memory_mb}MB", "threads": 2})
+        con.execute(f"ATTACH '{self.path}' AS snap (READ_ONLY)").fetchall()
+        con.execute("USE snap").fetchall()
+        as_of, published_at, rows = con.execute(
+            "SELECT as_of, published_at, rows FROM meta").fetchall()[0]
+        return Snapshot(con, inode, as_of, published_at, rows)
+
+    def _swap(self, snap: Snapshot) -> None:
+        if self._previous is not None:
+            with contextlib.suppress(Exception):
+                self._previous.con.close()
+        self._previous, self._current = self._current, snap
+
+    def close(self) -> None:
+        with self._lock:
+            for snap in (self._current, self._previous):
+                if snap is not None:
+                    with contextlib.suppress(Exception):
+                        snap.con.close()
+            self._current = self._previous = None

@@ -1,0 +1,94 @@
+"""The serving snapshot: a read-only DuckDB file the analytics API answers from.
+
+DuckDB allows one writing process, and a Dagster run may hold the warehouse at any moment,
+so the API never opens it. Instead, after each ingest that changed ``outcomes``, the run
+writes a new snapshot next to the current one and renames it into place (``os.replace``
+is atomic): a reader has the old file open or the new one, never half of one. The API
+notices the new inode and switches; queries in flight finish on the file they started on.
+
+What is in it:
+
+* ``outcomes``: every row, ordered by ``received_at``, with ``user_id`` from the request,
+  and an ART index on ``rid`` (the request story is a point lookup);
+* ``cube``: counts and sums by day, hour, site, segment, media, enriched, outcome and loss
+  reason, so statistics filtered on those answer from a few thousand rows instead of a scan;
+* ``meta``: one row: ``as_of`` (newest ``decided_at``), ``published_at`` and ``rows``.
+
+Publishing copies the table, so its cost grows with history: fine for the embedded default
+(about 1 s per million rows here); past one machine the serving store is PostgreSQL (#8).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+CUBE_DIMS = ("day", "hour", "site_domain", "segment", "media", "enriched", "outcome",
+             "loss_reason")
+
+_OUTCOMES = """
+    CREATE TABLE snap.outcomes AS
+    SELECT o.*, r.user_id
+    FROM outcomes o LEFT JOIN bid_requests r USING (rid, imp_id)
+    ORDER BY o.received_at"""
+
+_CUBE = """
+    CREATE TABLE snap.cube AS
+    SELECT day, CAST(extract(hour FROM received_at AT TIME ZONE 'UTC') AS INTEGER) AS hour,
+           site_domain, segment, media, enriched, outcome, loss_reason,
+           count(*) AS n,
+           coalesce(sum(bid_price_usd) FILTER (WHERE outcome IN ('won', 'lost')), 0) AS bid_sum,
+           coalesce(sum(clearing_price_usd) FILTER (WHERE outcome = 'won'), 0) AS clearing_sum,
+           coalesce(sum(bid_price_usd) FILTER (WHERE outcome = 'won'), 0) AS won_bid_sum,
+           count(*) FILTER (WHERE outcome IN ('won', 'lost')
+                            AND bid_price_usd >= coalesce(floor_usd, 0)) AS floor_passes
+    FROM snap.outcomes
+    GROUP BY ALL"""
+
+
+@dataclass(frozen=True)
+class Published:
+    path: Path
+    rows: int
+    as_of: str | None
+    seconds: float
+
+
+def publish(con: duckdb.DuckDBPyConnection, path: Path) -> Published:
+    """Write a snapshot of the warehouse behind ``con`` to ``path``, atomically."""
+    t0 = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    con.execute(f"ATTACH '{tmp}' AS snap").fetchall()
+    try:
+        has = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = "
+            "current_database()").fetchall()}
+        if "outcomes" in has and "bid_requests" in has:
+            con.execute(_OUTCOMES).fetchall()
+        else:  # nothing ingested yet: an empty snapshot, so readers see an empty state
+            from helios_pipeline.warehouse import tables
+
+            con.execute(tables.ddl(tables.OutcomeRow, name="snap.outcomes", key=False)
+                        ).fetchall()
+            con.execute("ALTER TABLE snap.outcomes ADD COLUMN user_id VARCHAR").fetchall()
+        con.execute("CREATE INDEX outcomes_rid ON snap.outcomes (rid)").fetchall()
+        con.execute(_CUBE).fetchall()
+        con.execute(
+            "CREATE TABLE snap.meta AS SELECT max(decided_at) AS as_of, now() AS published_at, "
+            "count(*) AS rows FROM snap.outcomes").fetchall()
+        rows, as_of = con.execute(
+            "SELECT rows, strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ') "
+            "FROM snap.meta").fetchall()[0]
+    except BaseException:
+        con.execute("DETACH snap").fetchall()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.execute("DETACH snap").fetchall()
+    os.replace(tmp, path)
+    return Published(path, rows, as_of, time.perf_counter() - t0)
