@@ -154,7 +154,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return q.kpis(*snap.cursor().execute(sql, params).fetchall()[0])
 
     @app.get("/api/outcomes/daily_stats/", response_model=list[DailyRow],
-             response_model_exclude_unset=True, summary="Per day (optionally per site, segment, media type or hour)")
+             response_model_exclude_unset=True,
+             summary="Per day (optionally per site, segment, media type or hour)")
     def daily_stats(f: Filters, group_by: Annotated[
             Literal["site", "segment", "media_type", "hour"] | None, Query()] = None):
         snap = snapshot()
