@@ -19,6 +19,9 @@ the Dagster/warehouse half of Helios, each figure beside a ceiling measured in t
 3. ``user_profiles`` with P (default 1,000,000) users, seed 7: ``dagster.materialize`` against
    redis-server and a DuckDB file (target ≤ 60 s) against generating the same profiles
    alone (no I/O) and a pipelined Redis SET of the same serialized bytes.
+4. ``outcomes`` kept by the ingest (``bench/outcomes.py``): one ``ingest_topic`` call over a
+   B-message (default 100,000) auction_outcomes batch into a warehouse already holding H
+   (default 10,000,000) outcomes against the same call into an empty one (target ≤ 1.5×).
 
 Prints a rich table (figure, measured, ceiling/context with ratio, target) and writes
 bench/results/warehouse.json.
@@ -660,6 +663,10 @@ def report_rows(res: dict) -> list[tuple[str, str, str, str]]:
                     f"{p['arrow_duckdb_insert_s']:.1f} s",
                     f"unaccounted {rest:.1f} s (Dagster overhead "
                     f"{p['materialize_s'] - p['step_s']:.1f} s)", ""))
+    if "outcomes" in res:
+        from bench.outcomes import report_rows as outcomes_rows
+
+        out += outcomes_rows(res["outcomes"])
     return out
 
 
@@ -711,7 +718,12 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000, help="auction_outcomes messages")
     ap.add_argument("--stats-rows", type=int, default=10_000_000, help="outcomes rows")
     ap.add_argument("--profiles", type=int, default=1_000_000, help="user_profiles users")
-    ap.add_argument("--skip", nargs="*", default=[], choices=("ingest", "stats", "profiles"))
+    ap.add_argument("--batch", type=int, default=100_000, help="outcomes stage: batch")
+    ap.add_argument("--history", type=int, default=10_000_000,
+                    help="outcomes stage: outcomes already in the warehouse")
+    ap.add_argument("--reps", type=int, default=3, help="outcomes stage: repetitions")
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=("ingest", "stats", "profiles", "outcomes"))
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
 
@@ -740,6 +752,13 @@ def main() -> None:
             cpu = CpuShare(pids)
             results["profiles"] = stage_profiles(redis_srv.port, work, args.profiles)
             contention["profiles"] = cpu.done()
+        if "outcomes" not in args.skip:
+            from bench.outcomes import stage_outcomes
+
+            cpu = CpuShare(pids)
+            results["outcomes"] = stage_outcomes(s, work, args.batch, args.history, args.reps,
+                                                 console, progress)
+            contention["outcomes"] = cpu.done()
     finally:
         for srv in servers:
             srv.stop()
