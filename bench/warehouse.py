@@ -44,6 +44,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import msgspec
 import psutil
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -71,8 +72,10 @@ from helios_pipeline.warehouse.ingest import (
 )
 from ingest_services.auctioneer.handler import AuctioneerHandler
 from ingest_services.bidder.pricing import price_imp
-from ingest_services.common import messages as m
 from ingest_services.common.kafka import ensure_topics, producer_config, reader_config
+from ingest_services.contracts import messages as m
+from ingest_services.contracts.messages import BidResponse
+from ingest_services.contracts.openrtb import Imp
 from ingest_services.profiles import store
 from ingest_services.profiles.seed import IAB_CATEGORIES, generate_rows
 from ingest_services.settings import Settings, load_settings
@@ -115,7 +118,11 @@ def clock(fn: Callable[[], object]) -> tuple[float, object]:
 # 1. Kafka → auction_outcomes
 # --------------------------------------------------------------------------------------
 
-def bid_response(rng: random.Random, i: int, now_ms: int) -> dict:
+_VALID_MEDIA = {"banner": {}, "video": {"mimes": ["video/mp4"]},
+                "audio": {"mimes": ["audio/mp4"]}, "native": {"request": "{}"}}
+
+
+def bid_response(rng: random.Random, i: int, now_ms: int) -> BidResponse:
     """One synthetic ``bid_responses`` message, priced by the bidder's own pricing rules."""
     enriched = rng.random() < 0.85
     segment = rng.choices(IAB_CATEGORIES, _SEG_WEIGHTS)[0] if enriched else None
@@ -123,16 +130,17 @@ def bid_response(rng: random.Random, i: int, now_ms: int) -> dict:
     imps = []
     for k in range(rng.choices((1, 2, 3), (80, 15, 5))[0]):
         media = rng.choices(MEDIA, _MEDIA_WEIGHTS)[0]
-        imp = {"id": str(k + 1), media: {}, "bidfloorcur": "USD",
-               "bidfloor": rng.choices(FLOORS, _FLOOR_WEIGHTS)[0]}
+        imp = msgspec.convert({"id": str(k + 1), media: _VALID_MEDIA[media],
+                               "bidfloorcur": "USD",
+                               "bidfloor": rng.choices(FLOORS, _FLOOR_WEIGHTS)[0]}, Imp)
         imps.append(price_imp(imp, score, "USD").as_message(segment))
     received = now_ms - rng.randint(0, 600_000)
-    return {"v": m.SCHEMA_VERSION, "rid": f"{rng.getrandbits(128):032x}",
-            "request_id": f"req-{i}", "at": 2 if rng.random() < 0.8 else 1,
-            "segment": segment or "unknown", "enriched": enriched,
-            "profile": f"u{rng.randrange(1_000_000):08d}" if enriched else None,
-            "interest_score": score, "received_at": received,
-            "bid_at": received + rng.randint(1, 15), "imps": imps}
+    return BidResponse(
+        v=m.SCHEMA_VERSION, rid=f"{rng.getrandbits(128):032x}", request_id=f"req-{i}",
+        at=2 if rng.random() < 0.8 else 1, segment=segment or "unknown", enriched=enriched,
+        user_id=f"u{rng.randrange(1_000_000):08d}", profile="found" if enriched else "not_found",
+        interest_score=score, received_at=received, bid_at=received + rng.randint(1, 15),
+        imps=imps)
 
 
 def outcome_messages(s: Settings, n: int) -> tuple[list[tuple[str, bytes]], dict]:
@@ -148,8 +156,8 @@ def outcome_messages(s: Settings, n: int) -> tuple[list[tuple[str, bytes]], dict
         while len(out) < n:
             for o in handler.decide(bid_response(rng, i, now)):
                 if len(out) < n:
-                    out.append((o["rid"], m.dumps(o)))
-                    mix[o["outcome"]] += 1
+                    out.append((o.rid, m.encode(o)))
+                    mix[o.outcome] += 1
             i += 1
             if i % 10_000 == 0:
                 p.update(task, completed=len(out))
