@@ -9,6 +9,7 @@ import dagster as dg
 import pyarrow as pa
 
 from helios_pipeline.resources import DuckDBWarehouse, RedisResource
+from helios_pipeline.warehouse import tables
 from ingest_services.profiles.seed import generate_rows
 from ingest_services.profiles.store import write_profiles
 
@@ -32,13 +33,9 @@ def user_profiles(
     redis: RedisResource,
 ) -> dg.MaterializeResult:
     client = redis.client()
-    names = ("user_id", "locale", "country", "age_band", "gender", "income_band",
-             "top_interest", "top_score", "interests", "scores")
+    names = tuple(tables.column_names(tables.UserProfileRow))
     with warehouse.connect() as con:
-        con.execute("""CREATE OR REPLACE TABLE user_profiles (
-            user_id VARCHAR PRIMARY KEY, locale VARCHAR, country VARCHAR, age_band VARCHAR,
-            gender VARCHAR, income_band VARCHAR, top_interest VARCHAR, top_score DOUBLE,
-            interests VARCHAR[], scores DOUBLE[])""").fetchall()
+        con.execute(tables.ddl(tables.UserProfileRow, replace=True)).fetchall()
         for start in range(0, config.users, config.batch):
             rows = list(generate_rows(min(config.users, start + config.batch), config.seed,
                                       start))

@@ -14,17 +14,9 @@ import dagster as dg
 from assets.warehouse import daily, daily_stats, outcomes
 from helios_pipeline.resources import DuckDBWarehouse, PathsResource, PostgresResource
 from helios_pipeline.serving.snapshot import publish
+from helios_pipeline.warehouse import tables
 
-DDL = """
-CREATE TABLE IF NOT EXISTS daily_stats (
-    day DATE NOT NULL, hour INTEGER NOT NULL, domain TEXT NOT NULL, segment TEXT NOT NULL,
-    media TEXT NOT NULL, requests BIGINT NOT NULL, bids BIGINT NOT NULL, wins BIGINT NOT NULL,
-    floor_passes BIGINT NOT NULL, bid_sum_usd DOUBLE PRECISION NOT NULL,
-    clearing_sum_usd DOUBLE PRECISION NOT NULL, won_bid_sum_usd DOUBLE PRECISION NOT NULL,
-    spend_usd DOUBLE PRECISION NOT NULL, bid_rate DOUBLE PRECISION,
-    win_rate DOUBLE PRECISION, ecpm_usd DOUBLE PRECISION, avg_clearing_usd DOUBLE PRECISION,
-    shading_ratio DOUBLE PRECISION, floor_pass_rate DOUBLE PRECISION,
-    PRIMARY KEY (day, hour, domain, segment, media))"""
+DDL = tables.ddl(tables.DailyStatsRow, "postgres")  # the same row as the DuckDB table
 
 
 @dg.asset(

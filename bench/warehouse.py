@@ -63,7 +63,7 @@ from assets.profiles import user_profiles
 from assets.warehouse import daily_stats, outcomes
 from helios_pipeline.resources import DuckDBWarehouse, RedisResource
 from helios_pipeline.stack.servers import Server, start_redis, start_tansu
-from helios_pipeline.warehouse import schema, transforms
+from helios_pipeline.warehouse import schema, tables, transforms
 from helios_pipeline.warehouse.ingest import (
     ChunkReader,
     ensure_schema,
@@ -482,12 +482,8 @@ def stage_daily_stats(work: Path, n: int) -> dict:
 # 3. user_profiles
 # --------------------------------------------------------------------------------------
 
-PROFILE_COLS = ("user_id", "locale", "country", "age_band", "gender", "income_band",
-                "top_interest", "top_score", "interests", "scores")
-PROFILE_DDL = """CREATE OR REPLACE TABLE user_profiles (
-    user_id VARCHAR PRIMARY KEY, locale VARCHAR, country VARCHAR, age_band VARCHAR,
-    gender VARCHAR, income_band VARCHAR, top_interest VARCHAR, top_score DOUBLE,
-    interests VARCHAR[], scores DOUBLE[])"""
+PROFILE_COLS = tuple(tables.column_names(tables.UserProfileRow))
+PROFILE_DDL = tables.ddl(tables.UserProfileRow, replace=True)
 
 
 def profile_columns(batch: list) -> dict[str, list]:

@@ -79,6 +79,8 @@ class DailyRow(BaseModel):
     date: str
     total: int
     wins: int
+    bids: int = Field(description="won + lost (imps bid on)")
+    losses: int
     revenue: float
     avg_win_price: float | None
     win_rate: float = Field(description="percent")

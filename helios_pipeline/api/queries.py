@@ -158,6 +158,8 @@ def daily_row(day: date, sums: tuple, group: object = None, grouped: bool = Fals
         "date": day.isoformat(),
         "total": total,
         "wins": wins,
+        "bids": bids,
+        "losses": losses,
         "revenue": round(clearing_sum / 1000, 6),
         "avg_win_price": clearing_sum / wins if wins else None,
         "win_rate": round(100.0 * wins / bids, 4) if bids else 0.0,

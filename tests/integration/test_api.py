@@ -148,7 +148,7 @@ def test_daily_stats_and_group_by(client, pipeline):
     days = client.get("/api/outcomes/daily_stats/").json()
     assert sum(d["total"] for d in days) == pipeline["imps"]
     assert set(days[0]) == {"date", "total", "wins", "revenue", "avg_win_price", "win_rate",
-                            "ecpm"}
+                            "ecpm", "bids", "losses"}
     for group_by, column in (("site", "o.site_domain"), ("segment", "segment"),
                              ("media_type", "o.media")):
         rows = client.get("/api/outcomes/daily_stats/", params={"group_by": group_by}).json()

@@ -1,0 +1,54 @@
+"""The warehouse tables are defined once (helios_pipeline/warehouse/tables.py): the live
+tables after a real pipeline run, the PostgreSQL serving table and the exports have exactly
+those columns and types, so DDL, ingest SQL and docs cannot drift apart."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from helios_pipeline.warehouse import tables
+from tests.integration.test_api import sql
+
+pytestmark = pytest.mark.integration
+
+DUCK_TYPES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}  # DESCRIBE spells it out
+
+
+def described(db, table: str) -> list[tuple[str, str, bool]]:
+    return [(name, DUCK_TYPES.get(kind, kind), null == "YES")
+            for name, kind, null, *_ in sql(db, f"DESCRIBE {table}")]
+
+
+@pytest.mark.parametrize("table", ["bid_requests", "bid_responses", "auction_outcomes",
+                                   "ingest_offsets", "outcomes"])
+def test_live_tables_after_a_real_pipeline_run_match_their_typed_rows(pipeline, table):
+    expected = tables.columns(tables.TABLES[table])
+    live = described(pipeline["db"], table)
+    assert [c[:2] for c in live] == [c[:2] for c in expected]
+    # NOT NULL where the row says so (the key columns at least)
+    for (name, _, nullable), (_, _, live_null) in zip(expected, live, strict=True):
+        if not nullable:
+            assert not live_null, name
+
+
+def test_every_typed_table_creates_in_duckdb_and_postgres(pg_server, tmp_path):
+    import psycopg2
+
+    con = duckdb.connect(str(tmp_path / "t.duckdb"))
+    for row in tables.TABLES.values():
+        con.execute(tables.ddl(row)).fetchall()
+        got = [(n, DUCK_TYPES.get(k, k))
+               for n, k, *_ in con.execute(f"DESCRIBE {row.__table__}").fetchall()]
+        assert got == [(n, k) for n, k, _ in tables.columns(row)]
+    con.close()
+    server, _ = pg_server
+    with psycopg2.connect(server.get_uri()) as pg, pg.cursor() as cur:
+        cur.execute("CREATE SCHEMA IF NOT EXISTS tables_test; SET search_path TO tables_test")
+        for row in tables.TABLES.values():
+            cur.execute(tables.ddl(row, "postgres"))
+            cur.execute("SELECT column_name FROM information_schema.columns WHERE "
+                        "table_schema = 'tables_test' AND table_name = %s "
+                        "ORDER BY ordinal_position", [row.__table__])
+            assert [r[0] for r in cur.fetchall()] == tables.column_names(row)
+        pg.rollback()
