@@ -119,6 +119,9 @@ def test_wheel_installs_into_a_fresh_venv_and_serves_profiles(sources, tmp_path,
     names = zipfile.ZipFile(wheel).namelist()
     assert generated_in(names) == STUBS  # fresh stubs, no stale ones
     assert not [n for n in names if n.startswith(("tests/", "build/", "proto/"))]
+    # the dashboard ships as package data (no build step on the user's machine)
+    assert {"helios_pipeline/api/static/index.html", "helios_pipeline/api/static/app.js",
+            "helios_pipeline/api/static/vendor/chart.umd.min.js"} <= set(names)
 
     venv = tmp_path / "venv"
     py, site = fresh_venv(venv)
