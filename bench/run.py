@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import random
@@ -33,7 +34,7 @@ from ingest_services.settings import load_settings
 
 console = Console()
 PORTS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT", "BIDDER_METRICS_PORT",
-         "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT")
+         "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT", "API_PORT")
 
 
 def start_stack(home: Path) -> tuple[subprocess.Popen, dict, dict]:
@@ -122,6 +123,68 @@ class RssSampler(threading.Thread):
                 self.peak[name] = max(self.peak[name], rss)
 
 
+def validation_cost(examples: Path, baseline: Path | None = None, rounds: int = 15,
+                    per_timing_s: float = 0.05) -> dict[str, dict]:
+    """µs per request over the OpenRTB examples (Settings.examples_dir): ``orjson.loads``
+    alone (parse-only ceiling), ``openrtb.decode`` (the contract: parse + validate) and the
+    gateway's ``core.check`` (what /bid does per body). Best of ``rounds`` interleaved
+    timings. ``baseline``: a module file with ``validate_bid_request(obj)`` (e.g. the
+    validator before issue #6, ``git show d312248:ingest_services/gateway/validation.py``),
+    also measured as ``orjson.loads`` + it, on the same bodies in this process."""
+    from ingest_services.contracts import openrtb
+    from ingest_services.gateway import core
+
+    bodies = [p.read_bytes() for p in sorted(examples.glob("*.json"))]
+    if not bodies:
+        raise SystemExit(f"no *.json in {examples} (set HELIOS_EXAMPLES_DIR)")
+    for b in bodies:  # the valid path is what is measured
+        if core.check(b)[0] is None:
+            raise SystemExit(f"an example is rejected: {b[:80]!r}")
+    fns = {"orjson.loads (parse only)": orjson.loads,
+           "openrtb.decode (parse + validate)": openrtb.decode,
+           "gateway core.check (/bid, per body)": core.check}
+    if baseline is not None:
+        spec = importlib.util.spec_from_file_location("bench_baseline_validation", baseline)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses look their module up
+        spec.loader.exec_module(mod)
+        validate = mod.validate_bid_request
+        if any(validate(orjson.loads(b)) for b in bodies):
+            raise SystemExit(f"{baseline} rejects an example")
+        fns[f"orjson.loads + validate_bid_request ({baseline.name})"] = (
+            lambda b: validate(orjson.loads(b)))
+    passes: dict[str, int] = {}
+    for name, fn in fns.items():  # warm up, then size each timing to ~per_timing_s
+        t = time.perf_counter()
+        for b in bodies:
+            fn(b)
+        passes[name] = max(1, int(per_timing_s / (time.perf_counter() - t)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            n = passes[name]
+            t = time.perf_counter()
+            for _ in range(n):
+                for b in bodies:
+                    fn(b)
+            samples[name].append((time.perf_counter() - t) / (n * len(bodies)) * 1e6)
+    ceiling = min(samples["orjson.loads (parse only)"])
+    return {name: {"us": min(v), "us_median": sorted(v)[len(v) // 2],
+                   "x_parse": min(v) / ceiling, "bodies": len(bodies)}
+            for name, v in samples.items()}
+
+
+def validation_table(cost: dict[str, dict], examples: Path) -> Table:
+    n = next(iter(cost.values()))["bodies"]
+    table = Table(title=f"Validation cost per request: {n} bodies from {examples}, best of "
+                        "interleaved timings, in this process")
+    for col in ("figure", "µs / request", "median", "× parse-only ceiling"):
+        table.add_column(col)
+    for name, c in cost.items():
+        table.add_row(name, f"{c['us']:.2f}", f"{c['us_median']:.2f}", f"{c['x_parse']:.2f}×")
+    return table
+
+
 def outcome_latencies(settings, since_ms: int) -> list[float]:
     """202 → outcome published: outcome decided_at minus gateway received_at (ms)."""
     from helios_pipeline.audit import Auditor
@@ -145,10 +208,29 @@ def main() -> None:
     ap.add_argument("--e2e-rate", type=float, default=20_000)
     ap.add_argument("--home", type=Path, default=Path(".helios/bench"))
     ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--validation-only", action="store_true",
+                    help="only the validation cost stage (no servers)")
+    ap.add_argument("--validation-baseline", type=Path, metavar="FILE",
+                    help="a module file defining validate_bid_request(obj), measured as "
+                         "orjson.loads + it next to the contract")
     args = ap.parse_args()
 
     rows: list[tuple[str, str, str, str]] = []
     results: dict = {}
+    # validation cost per request first, in this process, before any server competes
+    examples = load_settings().examples_dir
+    console.print(f"validation cost per request over {examples}…")
+    cost = validation_cost(examples, args.validation_baseline)
+    results["validation_us"] = cost
+    console.print(validation_table(cost, examples))
+    ceiling = cost["orjson.loads (parse only)"]["us"]
+    for name, c in cost.items():
+        if not name.startswith("orjson.loads (parse"):
+            rows.append((f"validation: {name}", f"{c['us']:.2f} µs/request",
+                         f"orjson.loads {ceiling:.2f} µs ({c['x_parse']:.1f}×)", ""))
+    if args.validation_only:
+        _write_results(results, "validation.json")
+        return
     proc, state, env = start_stack(args.home)
     eps = state["endpoints"]
     s = load_settings(kafka_bootstrap=eps["kafka_bootstrap"])
@@ -271,9 +353,13 @@ def main() -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    _write_results(results, "latest.json")
+
+
+def _write_results(results: dict, name: str) -> None:
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    (out / name).write_text(json.dumps(results, indent=2, default=str))
 
 
 async def offered_ndjson(url: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
