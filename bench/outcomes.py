@@ -10,8 +10,11 @@ offsets, one transaction) ingests the whole batch into
 
 - an **empty** warehouse (fresh file), and
 - a warehouse already holding H (default 10,000,000) settled keys: ``outcomes`` generated
-  with DuckDB SQL (the daily_stats stage's generator) and the three raw tables derived from
-  it, all with their primary keys, checkpointed; a fresh copy of that file each time.
+  with DuckDB SQL (the daily_stats stage's generator) over the ``HISTORY_DAYS`` days before
+  the batch, ending where the batch's traffic begins, keyed by rids built as the gateway
+  builds them (``messages.rid_at``: that millisecond, one of ``GATEWAYS`` process prefixes,
+  the process's counter) and stored in arrival (= rid) order, as the ingest would have; the
+  three raw tables derived from it; checkpointed; a fresh copy of that file each time.
 
 The figure is the median time of the call into the full warehouse against the median into
 the empty one, measured in the same run (target ≤ 1.5×). Each call is split into the
@@ -37,11 +40,33 @@ from confluent_kafka import Producer
 from helios_pipeline.warehouse import ingest as wh_ingest
 from helios_pipeline.warehouse import schema
 from helios_pipeline.warehouse.ingest import ensure_schema, ingest_topic
+from ingest_services.contracts import messages as m
 
 TOPIC = "auction_outcomes_batch"
 TABLE = "auction_outcomes"
 TARGET_RATIO = 1.5
 IDLE_S = 1.0  # ingest_topic's default: the end of the topic is a second without a message
+HISTORY_DAYS = 7
+GATEWAYS = 4  # gateway processes, each with its own rid prefix and counter
+HISTORY_ENDS_BEFORE_S = 300  # the batch's requests were received in the last 600 s
+
+# messages.rid_at in SQL: 12 hex of epoch ms, the 8-hex process prefix, 12 hex of its counter
+RID_SQL = ("lpad(lower(to_hex(epoch_ms({ms}))), 12, '0') || {prefix} "
+           "|| lpad(lower(to_hex({counter})), 12, '0')")
+
+# one generated day (table gen) → outcomes in arrival order: shifted so the history ends
+# HISTORY_ENDS_BEFORE_S before now, rids as the gateway would have assigned them
+HISTORY_FROM_GEN = f"""
+    INSERT INTO outcomes BY NAME
+    SELECT * EXCLUDE (gw) REPLACE (
+        {RID_SQL.format(ms="received_at", prefix="substr(md5('gateway-' || gw), 1, 8)",
+                        counter="$start + row_number() OVER (PARTITION BY gw "
+                                "ORDER BY received_at, request_id)")} AS rid,
+        CAST(received_at AT TIME ZONE 'UTC' AS DATE) AS day)
+    FROM (SELECT * REPLACE (received_at + $shift AS received_at, bid_at + $shift AS bid_at,
+                            decided_at + $shift AS decided_at),
+                 hash(request_id) % {GATEWAYS} AS gw FROM gen)
+    ORDER BY rid"""
 
 # the raw rows an outcomes row was built from (inverse of schema.outcomes_select)
 RAW_FROM_OUTCOMES = {
@@ -62,34 +87,66 @@ RAW_FROM_OUTCOMES = {
 
 
 def prefill(db: Path, n: int, progress_factory) -> dict:
-    """A warehouse with ``n`` settled keys, generated in DuckDB (no Kafka)."""
+    """A warehouse with ``n`` settled keys over ``HISTORY_DAYS`` days, generated in DuckDB."""
     from bench.warehouse import OUTCOMES_SQL
 
-    day = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d")
+    now = datetime.now(UTC)
+    first = (now - timedelta(days=HISTORY_DAYS)).date()
+    # the generated days end at midnight after the last one; move that to just before now
+    shift = now - timedelta(seconds=HISTORY_ENDS_BEFORE_S) - datetime(
+        first.year, first.month, first.day, tzinfo=UTC) - timedelta(days=HISTORY_DAYS)
     con = duckdb.connect(str(db))
-    step = 1_000_000
     t0 = time.perf_counter()
     try:
-        ensure_schema(con)  # raw tables, outcomes with its key, empty pending tables
-        sql = OUTCOMES_SQL.format(day=day)
+        ensure_schema(con)  # raw tables, outcomes, empty pending tables
+        con.execute("CREATE TEMP TABLE gen AS FROM outcomes LIMIT 0").fetchall()
+        sql = OUTCOMES_SQL.replace("INSERT INTO outcomes BY NAME", "INSERT INTO gen BY NAME")
+        per_day = -(-n // HISTORY_DAYS)
         with progress_factory() as bar:
-            task = bar.add_task(f"pre-fill outcomes ({n:,} rows, SQL)", total=n)
-            for start in range(0, n, step):
-                con.execute(sql, [start, min(n, start + step)]).fetchall()
-                bar.update(task, completed=min(n, start + step))
+            task = bar.add_task(f"pre-fill outcomes ({n:,} rows over {HISTORY_DAYS} days, SQL)",
+                                total=n)
+            for d in range(HISTORY_DAYS):
+                start, stop = d * per_day, min(n, (d + 1) * per_day)
+                con.execute("DELETE FROM gen").fetchall()
+                for lo in range(start, stop, 1_000_000):
+                    con.execute(sql.format(day=first + timedelta(days=d)),
+                                [lo, min(stop, lo + 1_000_000)]).fetchall()
+                con.execute(HISTORY_FROM_GEN, {"start": start, "shift": shift}).fetchall()
+                bar.update(task, completed=stop)
             task = bar.add_task("derive the raw tables from it", total=len(RAW_FROM_OUTCOMES))
             for ins in RAW_FROM_OUTCOMES.values():
                 con.execute(ins).fetchall()
                 bar.advance(task)
+        con.execute("DROP TABLE gen").fetchall()
         con.execute("CHECKPOINT").fetchall()
+        # The generator's big inserts leave underfull row groups, which DuckDB merges (vacuum)
+        # at the next checkpoint that has anything to write, seconds per million rows. A
+        # warehouse fed by the ingest has had that checkpoint long ago: have it here, in the
+        # pre-fill, rather than in the first timed ingest.
+        con.execute("CREATE TABLE settle_touch (x INTEGER)").fetchall()
+        con.execute("DROP TABLE settle_touch").fetchall()
+        con.execute("CHECKPOINT").fetchall()
+        row_groups = con.execute("SELECT count(DISTINCT row_group_id) FROM "
+                                 "pragma_storage_info('outcomes')").fetchall()[0][0]
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
                   for t in ("outcomes", *schema.RAW_TABLES, *schema.PENDING.values())}
+        span = con.execute("SELECT min(received_at), max(received_at), count(DISTINCT rid), "
+                           "bool_and(rid = lower(rid) AND length(rid) = 32) FROM outcomes"
+                           ).fetchall()[0]
+        # the SQL rids are messages.rid_at's, character for character
+        sample = con.execute("""SELECT rid, epoch_ms(received_at), substr(rid, 13, 8),
+                                        ('0x' || substr(rid, 21))::UBIGINT FROM outcomes
+                                 USING SAMPLE 5 ROWS""").fetchall()
     finally:
         con.close()
     if any(counts[t] != n for t in ("outcomes", *schema.RAW_TABLES)) or \
-            any(counts[p] for p in schema.PENDING.values()):
-        raise SystemExit(f"pre-fill produced {counts}")
+            any(counts[p] for p in schema.PENDING.values()) or span[2] != n or not span[3]:
+        raise SystemExit(f"pre-fill produced {counts}, {span}")
+    if any(rid != m.rid_at(ms, prefix, c) for rid, ms, prefix, c in sample):
+        raise SystemExit(f"pre-fill rids differ from messages.rid_at: {sample}")
     return {"seconds": time.perf_counter() - t0, "rows": counts,
+            "received_from": span[0], "received_to": span[1], "days": HISTORY_DAYS,
+            "outcomes_row_groups": row_groups,
             "file_bytes": db.stat().st_size}
 
 

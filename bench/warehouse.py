@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
@@ -68,6 +69,7 @@ from helios_pipeline.warehouse.ingest import (
     ChunkReader,
     ensure_schema,
     ingest_topic,
+    insert_new,
     stored_offsets,
 )
 from ingest_services.auctioneer.handler import AuctioneerHandler
@@ -122,6 +124,9 @@ _VALID_MEDIA = {"banner": {}, "video": {"mimes": ["video/mp4"]},
                 "audio": {"mimes": ["audio/mp4"]}, "native": {"request": "{}"}}
 
 
+_GATEWAYS = [os.urandom(4).hex() for _ in range(4)]  # rid prefixes of 4 gateway processes
+
+
 def bid_response(rng: random.Random, i: int, now_ms: int) -> BidResponse:
     """One synthetic ``bid_responses`` message, priced by the bidder's own pricing rules."""
     enriched = rng.random() < 0.85
@@ -136,7 +141,8 @@ def bid_response(rng: random.Random, i: int, now_ms: int) -> BidResponse:
         imps.append(price_imp(imp, score, "USD").as_message(segment))
     received = now_ms - rng.randint(0, 600_000)
     return BidResponse(
-        v=m.SCHEMA_VERSION, rid=f"{rng.getrandbits(128):032x}", request_id=f"req-{i}",
+        v=m.SCHEMA_VERSION, rid=m.rid_at(received, _GATEWAYS[i % len(_GATEWAYS)], i),
+        request_id=f"req-{i}",
         at=2 if rng.random() < 0.8 else 1, segment=segment or "unknown", enriched=enriched,
         user_id=f"u{rng.randrange(1_000_000):08d}", profile="found" if enriched else "not_found",
         interest_score=score, received_at=received, bid_at=received + rng.randint(1, 15),
@@ -270,8 +276,7 @@ def instrumented_ingest(s: Settings, db: Path, n: int) -> tuple[dict, list[pa.Ta
                 tables.append(con.sql(transforms.ROWS[TABLE]).to_arrow_table())  # untimed
                 t = time.perf_counter()
                 before = con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
-                con.execute(f"INSERT INTO {TABLE} {transforms.ROWS[TABLE]} "
-                            "ON CONFLICT DO NOTHING").fetchall()
+                insert_new(con, TABLE, transforms.ROWS[TABLE])  # as the ingest: dedup
                 con.execute("INSERT INTO ingest_rejects SELECT ?, \"partition\", \"offset\", "
                             "reason, now() FROM parsed WHERE NOT ok ON CONFLICT DO NOTHING",
                             [TOPIC]).fetchall()
@@ -299,14 +304,16 @@ def arrow_insert(db: Path, tables: list[pa.Table], on_conflict: bool) -> float:
     con = duckdb.connect(str(db))
     try:
         con.execute(schema.RAW_TABLES[TABLE]).fetchall()
-        clause = " ON CONFLICT DO NOTHING" if on_conflict else ""
         n = 0
         t0 = time.perf_counter()
         for k, tbl in enumerate(tables):
             name = f"arrow_batch_{k}"
             con.execute("BEGIN TRANSACTION").fetchall()
             con.register(name, tbl)
-            con.execute(f"INSERT INTO {TABLE} SELECT * FROM {name}{clause}").fetchall()
+            if on_conflict:
+                insert_new(con, TABLE, f"SELECT * FROM {name}")
+            else:
+                con.execute(f"INSERT INTO {TABLE} SELECT * FROM {name}").fetchall()
             con.unregister(name)
             con.execute("COMMIT").fetchall()
             n += tbl.num_rows

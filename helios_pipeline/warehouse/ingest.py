@@ -3,13 +3,19 @@
 The read position lives in the warehouse, not in Kafka: rows and the next offsets are
 written in one transaction. A run that dies before COMMIT leaves neither, so the rerun
 reads the same messages again; a run that committed has moved the offsets, so nothing is
-read twice. Rows are keyed (rid, imp_id) and inserted with ON CONFLICT DO NOTHING, so
-at-least-once duplicates on the wire collapse too. Unparseable messages are recorded in
-``ingest_rejects`` (same transaction) with their offset and reason.
+read twice. Rows are keyed (rid, imp_id) and only the keys the table does not hold yet are
+inserted (``insert_new``), so at-least-once duplicates on the wire collapse too.
+Unparseable messages are recorded in ``ingest_rejects`` (same transaction) with their
+offset and reason.
 
-``outcomes`` is kept in the same transaction too: each batch upserts only the outcomes rows
+``outcomes`` is kept in the same transaction too: each batch replaces only the outcomes rows
 of the (rid, imp_id) pairs it inserted (see ``refresh_outcomes``), so its cost follows the
 batch, not the history, and a crash anywhere leaves rows, outcomes and offsets consistent.
+
+No table keyed (rid, imp_id) has a primary key (issue #6: an ART index over the history made
+inserts and checkpoints slower as it grew). Uniqueness is explicit instead, and stays cheap
+because rids sort by time: a batch's keys are looked up with ``rid BETWEEN lo AND hi``, a
+range DuckDB answers from the row groups whose min/max rid overlap it — the recent ones.
 """
 
 from __future__ import annotations
@@ -38,14 +44,6 @@ class IngestResult:
     offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for ddl in schema.RAW_TABLES.values():
-        con.execute(ddl).fetchall()
-    con.execute(schema.OFFSETS).fetchall()
-    con.execute(schema.REJECTS).fetchall()
-    ensure_outcomes(con)
-
-
 def _has(con: duckdb.DuckDBPyConnection, table: str, primary_key: bool = False) -> bool:
     view = "duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' AND" if primary_key \
         else "duckdb_tables() WHERE"
@@ -54,11 +52,37 @@ def _has(con: duckdb.DuckDBPyConnection, table: str, primary_key: bool = False) 
         "AND schema_name = current_schema()", [table]).fetchall()[0][0] > 0
 
 
+def _drop_key(con: duckdb.DuckDBPyConnection, table: str, ddl: str) -> None:
+    """Rebuild ``table`` from a warehouse of an older version without its primary key (DuckDB
+    cannot drop one), rows in (rid, imp_id) order — a one-off, in one transaction."""
+    con.execute("BEGIN TRANSACTION").fetchall()
+    try:
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_keyed").fetchall()
+        con.execute(ddl).fetchall()
+        con.execute(f"INSERT INTO {table} SELECT * FROM {table}_keyed ORDER BY rid, imp_id"
+                    ).fetchall()
+        con.execute(f"DROP TABLE {table}_keyed").fetchall()
+        con.execute("COMMIT").fetchall()
+    except BaseException:
+        con.execute("ROLLBACK").fetchall()
+        raise
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for table, ddl in schema.RAW_TABLES.items():
+        if _has(con, table, primary_key=True):
+            _drop_key(con, table, ddl)
+        con.execute(ddl).fetchall()
+    con.execute(schema.OFFSETS).fetchall()
+    con.execute(schema.REJECTS).fetchall()
+    ensure_outcomes(con)
+
+
 def ensure_outcomes(con: duckdb.DuckDBPyConnection) -> bool:
-    """Make sure ``outcomes`` (with its primary key) and the pending tables exist; a
-    warehouse from an older version (``outcomes`` built by CREATE TABLE AS, no key, no
-    pending tables) or without them is rebuilt once. True when it rebuilt."""
-    if _has(con, "outcomes", primary_key=True) and all(
+    """Make sure ``outcomes`` and the pending tables exist; a warehouse from an older version
+    (``outcomes`` built by CREATE TABLE AS without pending tables, or with a primary key) or
+    without them is rebuilt once. True when it rebuilt."""
+    if _has(con, "outcomes") and not _has(con, "outcomes", primary_key=True) and all(
             _has(con, p) for p in schema.PENDING.values()):
         return False
     rebuild_outcomes(con)
@@ -71,7 +95,8 @@ def rebuild_outcomes(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("BEGIN TRANSACTION").fetchall()
     try:
         con.execute(schema.OUTCOMES_REPLACE).fetchall()
-        n = con.execute(f"INSERT INTO outcomes {schema.outcomes_select()}").fetchall()[0][0]
+        n = con.execute(f"INSERT INTO outcomes {schema.outcomes_select()} ORDER BY rid, imp_id"
+                        ).fetchall()[0][0]
         con.execute("CREATE OR REPLACE TEMP TABLE settled_keys AS "
                     + schema.settled("auction_outcomes", {t: t for t in schema.RAW_TABLES})
                     ).fetchall()
@@ -86,21 +111,54 @@ def rebuild_outcomes(con: duckdb.DuckDBPyConnection) -> int:
     return n
 
 
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def rid_range(con: duckdb.DuckDBPyConnection, rows: str) -> str | None:
+    """``rid BETWEEN lo AND hi`` over the rids of relation ``rows`` (None when empty), with
+    literal bounds so DuckDB prunes row groups by their min/max rid before scanning."""
+    lo, hi = con.execute(f"SELECT min(rid), max(rid) FROM {rows}").fetchall()[0]
+    return None if lo is None else f"rid BETWEEN {_literal(lo)} AND {_literal(hi)}"
+
+
+def insert_new(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> int:
+    """Insert the rows of query ``rows`` (positional, in ``table``'s column order) whose
+    (rid, imp_id) ``table`` does not hold yet, each key once (duplicates on the wire carry
+    the same row); they are left in the temp table ``ingest_new``. Returns how many. Only
+    the table's rows in the batch's rid range are compared (see the module doc)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ingest_rows AS FROM {table} LIMIT 0").fetchall()
+    con.execute(f"INSERT INTO ingest_rows {rows}").fetchall()
+    in_range = rid_range(con, "ingest_rows")
+    known = f"(SELECT rid, imp_id FROM {table} WHERE {in_range or 'false'})"
+    con.execute("CREATE OR REPLACE TEMP TABLE ingest_new AS FROM ingest_rows ANTI JOIN "
+                f"{known} USING (rid, imp_id) "
+                "QUALIFY row_number() OVER (PARTITION BY rid, imp_id) = 1").fetchall()
+    return con.execute(f"INSERT INTO {table} FROM ingest_new").fetchall()[0][0]
+
+
 def refresh_outcomes(con: duckdb.DuckDBPyConnection, table: str, new_rows: str) -> None:
     """Bring ``outcomes`` up to date after ``new_rows`` (a relation: rows just inserted into
     raw ``table``, none of them there before) — inside the caller's transaction.
 
     Only small tables are joined: until a key has all three raw rows, every raw row of it is
     also in the pending tables, so the outcome select over them restricted to the touched
-    keys equals the full select for those keys. The outcomes rows are upserted by primary
-    key (an outcome may arrive before or after its request and response), then keys that
-    now have all three rows leave the pending tables.
+    keys equals the full select for those keys. The outcomes rows of those keys are replaced
+    (an outcome may arrive before or after its request and response): deleted where they
+    exist — looked up in the keys' rid range only — and inserted afresh; then keys that now
+    have all three rows leave the pending tables.
     """
     pending = schema.PENDING
     con.execute(f"INSERT INTO {pending[table]} SELECT * FROM {new_rows}").fetchall()
     con.execute(f"CREATE OR REPLACE TEMP TABLE ingest_keys AS SELECT rid, imp_id FROM {new_rows}"
                 ).fetchall()
-    con.execute(schema.outcomes_upsert("ingest_keys")).fetchall()
+    con.execute("CREATE OR REPLACE TEMP TABLE ingest_fresh AS "
+                + schema.outcomes_fresh("ingest_keys")).fetchall()
+    in_range = rid_range(con, "ingest_fresh")
+    if in_range is not None:
+        con.execute(f"DELETE FROM outcomes WHERE {in_range} AND (rid, imp_id) IN "
+                    "(SELECT rid, imp_id FROM ingest_fresh)").fetchall()
+        con.execute("INSERT INTO outcomes FROM ingest_fresh").fetchall()
     con.execute("CREATE OR REPLACE TEMP TABLE ingest_settled AS "
                 + schema.settled("ingest_keys", pending)).fetchall()
     for p in pending.values():
@@ -216,14 +274,11 @@ def ingest_topic(
             result.messages += batch.num_rows
             con.register("ingest_batch", batch)
             con.execute(transforms.PARSE[table]).fetchall()
-            # RETURNING: exactly the rows that were not there yet (duplicates collapse)
-            new = con.sql(f"INSERT INTO {table} {transforms.ROWS[table]} ON CONFLICT DO NOTHING "
-                          "RETURNING *").to_arrow_table()
-            result.inserted += new.num_rows
-            if new.num_rows:
-                con.register("ingest_new", new)
+            # exactly the rows that were not there yet (duplicates collapse): ingest_new
+            inserted = insert_new(con, table, transforms.ROWS[table])
+            result.inserted += inserted
+            if inserted:
                 refresh_outcomes(con, table, "ingest_new")
-                con.unregister("ingest_new")
             result.rejected += con.execute(
                 "INSERT INTO ingest_rejects SELECT ?, \"partition\", \"offset\", reason, now() "
                 "FROM parsed WHERE NOT ok ON CONFLICT DO NOTHING", [topic]).fetchall()[0][0]

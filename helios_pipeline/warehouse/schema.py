@@ -1,32 +1,16 @@
-"""Table definitions. Keys make every write idempotent: a row written twice is one row."""
+"""Table definitions. Every write is idempotent: a row written twice is one row (by key, or
+by the ingest's explicit dedup for the keyless raw and outcomes tables)."""
 
 from __future__ import annotations
 
-RAW_TABLES = {
-    "bid_requests": """
-        CREATE TABLE IF NOT EXISTS bid_requests (
-            rid VARCHAR NOT NULL, imp_id VARCHAR NOT NULL, request_id VARCHAR,
-            received_at TIMESTAMPTZ NOT NULL, media VARCHAR, bidfloor DOUBLE,
-            bidfloorcur VARCHAR, auction_type INTEGER, site_domain VARCHAR, app_bundle VARCHAR,
-            publisher_id VARCHAR, device_type INTEGER, country VARCHAR, user_id VARCHAR,
-            PRIMARY KEY (rid, imp_id))""",
-    "bid_responses": """
-        CREATE TABLE IF NOT EXISTS bid_responses (
-            rid VARCHAR NOT NULL, imp_id VARCHAR NOT NULL, request_id VARCHAR,
-            bid_at TIMESTAMPTZ, bid_price_usd DOUBLE, bid_price DOUBLE, bid_cur VARCHAR,
-            crid VARCHAR, enriched BOOLEAN, profile VARCHAR, segment VARCHAR,
-            interest_score DOUBLE, nobid_reason VARCHAR,
-            PRIMARY KEY (rid, imp_id))""",
-    "auction_outcomes": """
-        CREATE TABLE IF NOT EXISTS auction_outcomes (
-            rid VARCHAR NOT NULL, imp_id VARCHAR NOT NULL, request_id VARCHAR,
-            outcome VARCHAR NOT NULL, media VARCHAR, segment VARCHAR, enriched BOOLEAN,
-            auction_type INTEGER, floor_usd DOUBLE, bid_price_usd DOUBLE, clearing_price_usd DOUBLE,
-            competitor_price_usd DOUBLE, loss_reason INTEGER, nobid_reason VARCHAR,
-            strategy VARCHAR, received_at TIMESTAMPTZ, bid_at TIMESTAMPTZ,
-            decided_at TIMESTAMPTZ NOT NULL,
-            PRIMARY KEY (rid, imp_id))""",
-}
+from helios_pipeline.warehouse import tables
+
+# Raw tables, one row per imp (tables.py defines them). No primary key: an ART index over
+# millions of random-looking keys made every insert and checkpoint cost grow with the history
+# (issue #6). The ingest keeps (rid, imp_id) unique itself (ingest.insert_new): rids sort by
+# time (contracts/messages.py), so a batch's keys are checked against the rows in its rid
+# range only, which DuckDB finds by the row groups' min/max rid without reading the rest.
+RAW_TABLES = {name: tables.ddl(row, key=False) for name, row in tables.RAW.items()}
 
 OFFSETS = """
     CREATE TABLE IF NOT EXISTS ingest_offsets (
@@ -57,11 +41,12 @@ OUTCOMES_COLUMNS = (
     ("clearing_price_usd", "DOUBLE"), ("loss_reason", "INTEGER"), ("nobid_reason", "VARCHAR"),
     ("competitor_price_usd", "DOUBLE"),
 )
-_OUTCOMES_BODY = ("outcomes (\n        "
-                  + ",\n        ".join(f"{c} {t}" for c, t in OUTCOMES_COLUMNS)
-                  + ",\n        PRIMARY KEY (rid, imp_id))")
-OUTCOMES = f"CREATE TABLE IF NOT EXISTS {_OUTCOMES_BODY}"
-OUTCOMES_REPLACE = f"CREATE OR REPLACE TABLE {_OUTCOMES_BODY}"
+# no primary key either (see RAW_TABLES): the ingest replaces a key's row (delete in the
+# batch's rid range, insert), so (rid, imp_id) stays unique — asset check outcomes_unique_keys
+OUTCOMES = tables.ddl(tables.OutcomeRow, key=False)
+OUTCOMES_REPLACE = tables.ddl(tables.OutcomeRow, key=False, replace=True)
+assert [(c, t + ("" if n else " NOT NULL")) for c, t, n in tables.columns(tables.OutcomeRow)] \
+    == list(OUTCOMES_COLUMNS)
 
 # Raw rows of the keys not yet *settled* (a settled key has its request, response and
 # outcome rows all ingested): the ingest joins a batch against these small tables instead of
@@ -89,13 +74,11 @@ def outcomes_select(outcomes: str = "auction_outcomes", requests: str = "bid_req
     LEFT JOIN {responses} b USING (rid, imp_id)"""
 
 
-def outcomes_upsert(keys: str) -> str:
-    """Insert or refresh the ``outcomes`` rows of the pairs in ``keys`` from the pending rows
-    (all raw rows of a key are there until it settles, so this equals the full select)."""
-    sets = ", ".join(f"{c} = excluded.{c}" for c, _ in OUTCOMES_COLUMNS[2:])
-    sel = outcomes_select(PENDING["auction_outcomes"], PENDING["bid_requests"],
-                          PENDING["bid_responses"], keys)
-    return f"INSERT INTO outcomes {sel}\n    ON CONFLICT (rid, imp_id) DO UPDATE SET {sets}"
+def outcomes_fresh(keys: str) -> str:
+    """The current ``outcomes`` rows of the pairs in ``keys``, from the pending rows (all raw
+    rows of a key are there until it settles, so this equals the full select)."""
+    return outcomes_select(PENDING["auction_outcomes"], PENDING["bid_requests"],
+                           PENDING["bid_responses"], keys)
 
 
 def settled(keys: str, tables: dict[str, str]) -> str:

@@ -61,7 +61,28 @@ def test_loads_accepts_valid():
 def test_new_rid_unique_hex():
     rids = {m.new_rid() for _ in range(100)}
     assert len(rids) == 100
-    assert all(len(r) == 32 and int(r, 16) >= 0 for r in rids)
+    assert all(len(r) == 32 and int(r, 16) >= 0 and r == r.lower() for r in rids)
+
+
+def test_new_rid_sorts_by_creation_time(monkeypatch):
+    import time
+
+    rids = []
+    for _ in range(5):
+        rids += [m.new_rid() for _ in range(1000)]
+        time.sleep(0.002)
+    assert rids == sorted(rids) and len(set(rids)) == len(rids)
+    assert int(rids[0][:12], 16) <= m.now_ms() and int(rids[-1][:12], 16) >= m.now_ms() - 5000
+    # a clock step backwards does not break the order within the process
+    back = m.now_ms() - 60_000
+    monkeypatch.setattr(time, "time_ns", lambda: back * 1_000_000)
+    later = [m.new_rid() for _ in range(3)]
+    assert rids[-1] < later[0] < later[1] < later[2]
+
+
+def test_rid_at_layout():
+    assert m.rid_at(0x18F2A3B4C5D, "0a1b2c3d", 7) == "018f2a3b4c5d" "0a1b2c3d" "000000000007"
+    assert m.rid_at(1, "ffffffff", 2) < m.rid_at(2, "00000000", 1)  # time first
 
 
 def test_new_rid_differs_in_a_forked_worker():
@@ -75,4 +96,5 @@ def test_new_rid_differs_in_a_forked_worker():
     os.waitpid(pid, 0)
     child = os.read(read, 64).decode()
     parent = m.new_rid()
-    assert len(child) == 32 and child[:16] != parent[:16]
+    # the per-process prefix (hex 12-20, after the milliseconds) is drawn again in the child
+    assert len(child) == 32 and child[12:20] != parent[12:20]
