@@ -59,9 +59,26 @@ PLACEMENTS = ("site", "app", "dooh")
 AUCTION_TYPES = "1, 2 or >= 500"
 
 
-def _get(obj: Any, key: str) -> Any:
-    """A field of a decoded struct or of a raw JSON object (rules run on both)."""
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+class _View:
+    """A raw JSON object seen the way rules see a decoded struct: ``view.field`` is the
+    value or None. Rules are written once, with attribute access, and run on both (on the
+    hot path on structs, on the error path on :func:`_view` of the raw value)."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: dict) -> None:
+        self._d = d
+
+    def __getattr__(self, key: str) -> Any:
+        return _view(self._d.get(key))
+
+
+def _view(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _View(value)
+    if isinstance(value, list):
+        return [_view(v) for v in value]
+    return value
 
 
 class _Checked(Struct, kw_only=True, omit_defaults=True):
@@ -72,7 +89,7 @@ class _Checked(Struct, kw_only=True, omit_defaults=True):
         return iter(())
 
     def __post_init__(self) -> None:
-        for field, reason in self.rules(self):
+        for field, reason in self.rules(self):  # usually yields nothing
             raise ValueError(f"{field}: {reason}")
 
 
@@ -102,7 +119,7 @@ class _AudioVideo(_Checked, kw_only=True, omit_defaults=True):
 
     @staticmethod
     def rules(obj: Any) -> Iterator[tuple[str, str]]:
-        lo, hi = _get(obj, "minduration"), _get(obj, "maxduration")
+        lo, hi = obj.minduration, obj.maxduration
         if type(lo) is int and type(hi) is int and 0 <= hi < lo:
             yield "minduration", DURATION_RULE
 
@@ -148,7 +165,8 @@ class Imp(_Checked, kw_only=True, omit_defaults=True):
 
     @staticmethod
     def rules(obj: Any) -> Iterator[tuple[str, str]]:
-        if all(_get(obj, m) is None for m in MEDIA):
+        if obj.banner is None and obj.video is None and obj.audio is None and \
+                obj.native is None:
             yield "", MEDIA_RULE
 
     @property
@@ -275,28 +293,29 @@ class BidRequest(_Checked, kw_only=True, omit_defaults=True):
 
     @staticmethod
     def rules(obj: Any) -> Iterator[tuple[str, str]]:
-        at = _get(obj, "at")
+        at = obj.at
         if type(at) is int and not (at == 1 or at == 2 or at >= 500):
             yield "at", AT_RULE
-        imps = _get(obj, "imp")
+        imps = obj.imp
         if isinstance(imps, list) and len(imps) > 1:
             seen: dict[str, int] = {}
             for i, imp in enumerate(imps):
-                iid = _get(imp, "id") if isinstance(imp, (dict, Imp)) else None
+                iid = imp.id if isinstance(imp, (_View, Imp)) else None
                 if not isinstance(iid, str) or not iid:
                     continue
                 if iid in seen:
                     yield f"imp[{i}].id", f"must be unique (duplicates imp[{seen[iid]}].id)"
                 else:
                     seen[iid] = i
-        first = None
-        for k in PLACEMENTS:
-            if _get(obj, k) is None:
-                continue
-            if first is None:
-                first = k
-            else:
-                yield k, f"{PLACEMENT_RULE} ({first} is already present)"
+        if (obj.site is not None) + (obj.app is not None) + (obj.dooh is not None) > 1:
+            first = None
+            for k in PLACEMENTS:
+                if getattr(obj, k) is None:
+                    continue
+                if first is None:
+                    first = k
+                else:
+                    yield k, f"{PLACEMENT_RULE} ({first} is already present)"
 
     @property
     def auction_type(self) -> int:
@@ -428,7 +447,7 @@ def _collect(value: Any, tp: Any, path: str, out: list[Violation]) -> None:
             elif f.required:
                 out.append(Violation(sub, "is required"))
         if issubclass(inner, _Checked):
-            out.extend(Violation(_join(path, f), r) for f, r in inner.rules(value))
+            out.extend(Violation(_join(path, f), r) for f, r in inner.rules(_View(value)))
         if len(out) == before:
             out.append(_from_error(err, path))
         return
