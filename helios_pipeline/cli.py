@@ -35,12 +35,125 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _stack_endpoint(s: Settings, key: str) -> str | None:
+    """An endpoint of the stack running on HELIOS_HOME (held lock), else None: a stale
+    stack.json left by a stack that died is never trusted."""
+    from helios_pipeline.stack.lock import running
     from helios_pipeline.stack.supervisor import read_stack
 
+    if running(s.home) is None:
+        return None
     state = read_stack(s.home)
     if state and state.get("status") in ("ready", "starting"):
         return state["endpoints"].get(key)
     return None
+
+
+def _resolve(s: Settings, flag: str | None, key: str, setting: str | None, default: str
+             ) -> tuple[str, str]:
+    """(value, where it came from): the flag, the running stack, the HELIOS_ variable, or
+    the default derived from the port settings. Said on stderr, so it is never a guess."""
+    if flag:
+        return flag, "the command line"
+    from_stack = _stack_endpoint(s, key)
+    if from_stack:
+        return from_stack, f"the stack running on {s.home} (stack.json)"
+    if setting is not None and setting in s.model_fields_set:
+        return getattr(s, setting), f"HELIOS_{setting.upper()}"
+    return default, f"the default (no stack running on {s.home})"
+
+
+# ------------------------------------------------------------------ status, down, logs
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """What runs on HELIOS_HOME, where, and whether each part is healthy (exit 1 if not)."""
+    import psutil
+
+    from helios_pipeline.stack.lock import running
+    from helios_pipeline.stack.supervisor import read_stack
+
+    s = get_settings()
+    pid = running(s.home)
+    state = read_stack(s.home) or {}
+    if pid is None:
+        rep = {"running": False, "home": str(s.home.resolve()),
+               "last_status": state.get("status")}
+        if as_json:
+            print_json_line(rep)
+        else:
+            out.print(f"no stack running on {s.home.resolve()}"
+                      + (f" (last one: {state['status']})" if state.get("status") else ""))
+        raise typer.Exit(1)
+    procs = {name: psutil.pid_exists(p) for name, p in state.get("processes", {}).items()}
+    rep = {"running": True, "pid": pid, "home": str(s.home.resolve()),
+           "status": state.get("status"), "processes": procs,
+           "endpoints": state.get("endpoints", {})}
+    healthy = state.get("status") == "ready" and all(procs.values())
+    if as_json:
+        print_json_line({**rep, "healthy": healthy})
+    else:
+        table = Table(title=f"helios stack on {rep['home']} (pid {pid}, {rep['status']})")
+        table.add_column("process")
+        table.add_column("state")
+        for name, alive in procs.items():
+            table.add_row(name, "[green]running[/]" if alive else "[red]gone[/]")
+        out.print(table)
+        for name, addr in rep["endpoints"].items():
+            out.print(f"{name}: {addr}", highlight=False)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the stop")] = 120,
+) -> None:
+    """Stop the stack running on HELIOS_HOME (started in another terminal)."""
+    import os
+    import time
+
+    from helios_pipeline.stack.lock import running
+
+    s = get_settings()
+    pid = running(s.home)
+    if pid is None:
+        out.print(f"no stack running on {s.home.resolve()}")
+        return
+    if pid <= 0:
+        raise fail(f"the stack on {s.home.resolve()} holds its lock but did not record its "
+                   f"pid: stop it with Ctrl-C in its terminal")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    with console.status(f"stopping the stack on {s.home.resolve()} (pid {pid})…"):
+        while running(s.home) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if running(s.home) is not None:
+        raise fail(f"the stack (pid {pid}) did not stop within {timeout:.0f} s; "
+                   f"see {s.home.resolve() / 'logs'}")
+    out.print(f"stopped the stack on {s.home.resolve()}")
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="broker, redis, profiles, bidder, auctioneer, "
+                                                "gateway, api, dagster-webserver, …")],
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1, help="How many lines")] = 50,
+) -> None:
+    """Print the last lines of one service's log under HELIOS_HOME."""
+    s = get_settings()
+    logs_dir = s.home / "logs"
+    path = logs_dir / f"{service}.log"
+    if not path.is_file():
+        known = sorted(p.stem for p in logs_dir.glob("*.log")) if logs_dir.is_dir() else []
+        raise fail(f"no log for {service!r} in {logs_dir.resolve()}: "
+                   + (f"choose one of {', '.join(known)}" if known
+                      else "no stack has run on this HELIOS_HOME yet"))
+    from collections import deque
+
+    with path.open(errors="replace") as f:
+        for line in deque(f, maxlen=lines):
+            sys.stdout.write(line)
 
 
 # ------------------------------------------------------------------------------- up
@@ -192,7 +305,8 @@ def load(
     from helios_pipeline.loadgen import Traffic, read_corpus, run_load
 
     s = get_settings()
-    target = url or _stack_endpoint(s, "gateway_url") or f"http://127.0.0.1:{s.gateway_port}"
+    target, source = _resolve(s, url, "gateway_url", None,
+                              f"http://127.0.0.1:{s.gateway_port}")
     try:
         files = read_corpus(corpus) if corpus else []
     except (OSError, ValueError) as exc:
@@ -204,7 +318,10 @@ def load(
             target, rate, duration, traffic, connections,
             progress=lambda done, total: bar.update(task, completed=done)))
     if report.sent and report.statuses.get("error", 0) == report.sent:
-        raise fail(f"no request reached the gateway at {target}: is `helios up` running?")
+        raise fail(f"no request reached the gateway at {target} (from {source}): "
+                   f"is `helios up` running?")
+    console.print(f"[dim]gateway {target} (from {source})[/]", highlight=False,
+                  soft_wrap=True)
     if as_json:
         print_json_line(report.as_dict())
         return
@@ -230,15 +347,19 @@ def audit(
     from helios_pipeline.audit import Auditor
 
     s = get_settings()
-    bs = bootstrap or _stack_endpoint(s, "kafka_bootstrap") or s.kafka_bootstrap
+    bs, source = _resolve(s, bootstrap, "kafka_bootstrap", "kafka_bootstrap",
+                          f"127.0.0.1:{s.kafka_port}")
     try:
         auditor = Auditor(s.model_copy(update={"kafka_bootstrap": bs}))
     except Exception as exc:
-        raise fail(f"cannot read the topics at {bs} ({exc}): is the stack up?") from None
+        raise fail(f"cannot read the topics at {bs} (from {source}; {exc}): is the stack up?"
+                   ) from None
     try:
         rep = auditor.drain(wait)
     finally:
         auditor.close()
+    console.print(f"[dim]audited Kafka at {bs} (from {source})[/]", highlight=False,
+                  soft_wrap=True)
     if as_json:
         print_json_line(rep)
     else:

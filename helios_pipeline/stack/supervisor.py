@@ -107,6 +107,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self.eps = endpoints(s)
         self.postgres = None  # pgserver handle when the stack runs its own PostgreSQL
+        self.lock = None  # the HELIOS_HOME lock, held from start() to stop()
 
     # ---- environment handed to every service: where its peers are ----
     def child_env(self) -> dict[str, str]:
@@ -207,6 +208,16 @@ class Supervisor:
         tmp.replace(self.s.stack_file)
 
     def start(self, timeout: float = 60.0) -> None:
+        from helios_pipeline.stack.lock import HomeLock, HomeLocked
+
+        lock = HomeLock(self.home)
+        try:
+            lock.acquire()  # before anything is written: a refused start changes nothing
+        except HomeLocked as exc:
+            raise StackError(
+                f"a Helios stack is already running on HELIOS_HOME={self.home} (pid {exc}): "
+                f"stop it with `helios down`, or start another with --home") from None
+        self.lock = lock
         check_ports(self.s)
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "redis").mkdir(exist_ok=True)
@@ -298,7 +309,9 @@ class Supervisor:
                 self.log(f"{child.name} did not stop within {grace:.0f} s; killing it")
                 proc.kill()
                 proc.wait()
-            self.log(f"stopped {child.name} (exit code {proc.returncode})")
+            code = proc.returncode
+            self.log(f"stopped {child.name}" if code in (0, -signal.SIGTERM)
+                     else f"stopped {child.name} (exit code {code})")
             if child.name == "redis" and self.postgres is not None:  # services are down
                 self.postgres.cleanup()
                 self.postgres = None
@@ -306,8 +319,11 @@ class Supervisor:
         if self.postgres is not None:  # stack failed before Redis was stopped
             self.postgres.cleanup()
             self.postgres = None
-        if self.s.stack_file.exists():
-            self._write_state("stopped")
+        if self.lock is not None:  # only the stack that owns HELIOS_HOME writes its state
+            if self.s.stack_file.exists():
+                self._write_state("stopped")
+            self.lock.release()
+            self.lock = None
 
 
 def read_stack(home: Path) -> dict | None:

@@ -211,3 +211,49 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, args, env, needle):
     assert "Traceback" not in res.stderr
     lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], res.stderr
+
+
+def test_one_stack_per_home_and_status_down_logs_from_another_terminal(stack, tmp_path):
+    """A second `helios up` on a running HELIOS_HOME refuses in one line and changes
+    nothing; `status`, `logs`, `audit` find the running stack; `down` stops it."""
+    state = stack.wait_ready()
+    before = (stack.home / "stack.json").read_text()
+
+    second = helios(stack_env(stack.home), "up", timeout=60)  # other ports, same home
+    assert second.returncode != 0
+    lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+    assert any("already running" in ln and str(state["pid"]) in ln for ln in lines), lines
+    assert "Traceback" not in second.stderr
+    assert (stack.home / "stack.json").read_text() == before  # the live state is untouched
+
+    status = helios(stack.env, "status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    rep = json.loads(status.stdout)
+    assert len(status.stdout.splitlines()) == 1
+    assert rep["running"] and rep["healthy"] and rep["pid"] == state["pid"]
+    assert rep["processes"]["gateway"] is True
+
+    logs = helios(stack.env, "logs", "gateway", "-n", "3")
+    assert logs.returncode == 0 and 0 < len(logs.stdout.splitlines()) <= 3
+    unknown = helios(stack.env, "logs", "nope")
+    assert unknown.returncode == 2 and "gateway" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+    env = {**stack.env, "HELIOS_KAFKA_PORT": "1"}  # ignored: the running stack is used
+    audit = helios(env, "audit", "--json", "--wait", "1")
+    assert f"audited Kafka at {state['endpoints']['kafka_bootstrap']} (from the stack" \
+        in audit.stderr, audit.stderr
+
+    down = helios(stack.env, "down")
+    assert down.returncode == 0, down.stderr
+    assert stack.proc.wait(30) == 0
+    assert stack.state()["status"] == "stopped"
+    gone = helios(stack.env, "status", "--json")
+    assert gone.returncode == 1 and json.loads(gone.stdout)["running"] is False
+    assert helios(stack.env, "down").stdout.startswith("no stack running")
+
+    # no stack: the audit says plainly what it uses, and HELIOS_KAFKA_PORT moves it
+    port = probes.free_port()
+    audit = helios({**stack.env, "HELIOS_KAFKA_PORT": str(port)}, "audit", "--wait", "1")
+    assert f"127.0.0.1:{port} (from the default (no stack running" in audit.stderr, \
+        audit.stderr
