@@ -18,9 +18,11 @@ from rich.table import Table
 from helios_pipeline.console import console, out, print_audit, print_json_line, progress
 from ingest_services.settings import Settings, SettingsError, get_settings, load_settings
 
+# Plain (click) help, not Rich's boxes: Rich cuts long option and variable names at 80
+# columns (`--auctioneer-metrics-po…`); plain help wraps the text and keeps every name whole.
 app = typer.Typer(help="Helios: real-time bidding analytics platform.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-profiles_app = typer.Typer(help="User profiles.", no_args_is_help=True)
+                  pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
+profiles_app = typer.Typer(help="User profiles.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(profiles_app, name="profiles")
 
 
@@ -329,7 +331,9 @@ def load(
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k in ("sent", "accepted", "rejected", "errors", "skipped", "achieved_rate"):
-        table.add_row(k, str(getattr(report, k)))
+        # "skipped" (the JSON key) is what the demo calls "not sent": the same requests
+        label = "not sent (skipped: too many outstanding)" if k == "skipped" else k
+        table.add_row(label, str(getattr(report, k)))
     for k, v in report.latency_ms.items():
         table.add_row(f"latency {k} (ms)", f"{v:.2f}")
     out.print(table)
@@ -385,12 +389,17 @@ def export(
     from helios_pipeline.resources import DuckDBWarehouse
     from helios_pipeline.warehouse.exports import export as run_export
 
+    days = {}
     for flag, value in (("--from", from_), ("--to", to)):
         if value is not None:
             try:
-                date.fromisoformat(value)
+                days[flag] = date.fromisoformat(value)
             except ValueError:
                 raise fail(f"{flag} {value!r} is not a date: use YYYY-MM-DD") from None
+    if len(days) == 2 and days["--from"] > days["--to"]:
+        raise fail(f"--from {from_} is after --to {to}: swap them")
+    if out.exists() and not out.is_dir():
+        raise fail(f"--out {out} is a file: give a directory (it is created if missing)")
     s = get_settings()
     path = warehouse or s.warehouse
     if not path.exists():
@@ -408,7 +417,8 @@ def export(
             raise fail(f"{path} has no outcomes table yet: materialise `outcomes` first") \
                 from None
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"exported {counts['days']} days: {counts['outcomes']} outcome rows, "
+    n = counts["days"]
+    console.print(f"exported {n} day{'' if n == 1 else 's'}: {counts['outcomes']} outcome rows, "
                   f"{counts['daily_stats']} daily_stats rows → {out} "
                   f"(open {out / 'helios.duckdb'} read-only)")
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "HELIOS_"
@@ -36,6 +36,11 @@ class _Base(BaseSettings):
 
     home: Path = Field(Path(".helios"), description="State directory: stack.json, logs, data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, v: object) -> object:  # HELIOS_LOG_LEVEL=info is fine
+        return v.upper() if isinstance(v, str) else v
     # where services listen: loopback locally; 0.0.0.0 in a pod so Services reach it
     bind_host: str = "127.0.0.1"
 
@@ -194,12 +199,17 @@ SERVICE_SETTINGS: dict[str, type[_Base]] = {
 }
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, given: frozenset[str] = frozenset()) -> str:
+    """Name each bad value the way the user gave it: a command-line flag (with the variable
+    it stands for) or a ``HELIOS_*`` variable."""
     parts = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
         got = err.get("input")
-        parts.append(f"{ENV_PREFIX}{field.upper()}={got!r}: {err['msg']}")
+        var = f"{ENV_PREFIX}{field.upper()}"
+        where = (f"--{field.replace('_', '-')} {got} (instead of {var})" if field in given
+                 else f"{var}={got!r}")
+        parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
 
 
@@ -209,7 +219,7 @@ def load_settings(group: type[S] = Settings, **overrides: object) -> S:  # type:
     try:
         return group(**overrides)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(_describe(exc, frozenset(overrides))) from None
 
 
 @lru_cache(maxsize=8)

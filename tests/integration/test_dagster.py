@@ -177,6 +177,7 @@ def test_full_graph_ingests_exactly_once_and_builds_stats_report_and_exports(
     done = subprocess.run([*cli, "--out", str(tmp_path / "cli"), "--from", day, "--to", day],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert "exported 1 day:" in done.stderr  # not "1 days"
     mine = duckdb.connect(str(tmp_path / "cli" / "helios.duckdb"), read_only=True)
     assert mine.execute("SELECT count(*) FROM outcomes").fetchone() == (imps,)
     mine.close()

@@ -203,6 +203,11 @@ def test_busy_port_is_one_line_naming_it(tmp_path):
         (["audit"], {"HELIOS_PARTITIONS": "abc"}, "HELIOS_PARTITIONS='abc'"),
         (["profiles", "seed", "--redis-url", "redis://127.0.0.1:1/0"], {}, "cannot reach Redis"),
         (["load", "--corpus", "/nonexistent", "--duration", "1"], {}, "--corpus"),
+        (["up", "--gateway-port", "70000"], {},
+         "--gateway-port 70000 (instead of HELIOS_GATEWAY_PORT)"),
+        (["export", "--out", "x", "--from", "2026-12-02", "--to", "2026-12-01"], {},
+         "--from 2026-12-02 is after --to 2026-12-01"),
+        (["export", "--out", "/etc/hostname"], {}, "--out /etc/hostname is a file"),
     ],
 )
 def test_cli_errors_are_one_line_without_traceback(tmp_path, args, env, needle):
@@ -257,3 +262,12 @@ def test_one_stack_per_home_and_status_down_logs_from_another_terminal(stack, tm
     audit = helios({**stack.env, "HELIOS_KAFKA_PORT": str(port)}, "audit", "--wait", "1")
     assert f"127.0.0.1:{port} (from the default (no stack running" in audit.stderr, \
         audit.stderr
+
+
+def test_help_keeps_every_option_name_whole_at_80_columns(tmp_path):
+    res = helios({**stack_env(tmp_path), "COLUMNS": "80"}, "up", "--help")
+    assert res.returncode == 0
+    for name in ("--auctioneer-metrics-port", "--profile-metrics-port",
+                 "HELIOS_AUCTIONEER_METRICS_PORT", "HELIOS_PROFILE_METRICS_PORT", "--api-port"):
+        assert name in res.stdout, name
+    assert "…" not in res.stdout

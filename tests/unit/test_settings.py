@@ -72,3 +72,14 @@ def test_settings_frozen():
     s = load_settings()
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError
         s.partitions = 9
+
+
+def test_log_level_in_any_case(monkeypatch):
+    monkeypatch.setenv("HELIOS_LOG_LEVEL", "info")
+    assert load_settings().log_level == "INFO"
+
+
+def test_a_bad_flag_value_is_named_as_the_flag():
+    with pytest.raises(SettingsError) as info:
+        load_settings(gateway_port=70000)  # what `helios up --gateway-port 70000` passes
+    assert str(info.value).startswith("--gateway-port 70000 (instead of HELIOS_GATEWAY_PORT)")
