@@ -30,6 +30,7 @@ from helios_pipeline.api.models import (
     Stats,
 )
 from helios_pipeline.api.store import Snapshot, SnapshotStore
+from ingest_services.common import docs_page
 from ingest_services.settings import ApiSettings, get_settings
 
 STATIC = Path(__file__).with_name("static")
@@ -86,7 +87,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         summary="Auction outcomes, statistics and request stories, from the serving snapshot.",
         description="Paths and shapes of the system Helios replaces, plus "
                     "`/api/requests/{rid}/`. See docs/api.md for freshness.",
+        docs_url=None,  # served from the package, not a CDN
+        redoc_url=None,
     )
+    docs_page.install(app)
     app.state.store = store
 
     def snapshot() -> Snapshot | None:

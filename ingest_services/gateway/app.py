@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from ingest_services.common import docs_page
 from ingest_services.gateway.core import GatewayCore, Reply
 from ingest_services.gateway.publisher import Publisher
 from ingest_services.gateway.schemas import (
@@ -111,7 +112,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastPath:
         summary="Accepts OpenRTB 2.5/2.6 bid requests and publishes them to Kafka.",
         default_response_class=JSON,
         lifespan=lifespan,
+        docs_url=None,  # served from the package below, not a CDN
+        redoc_url=None,
     )
+    docs_page.install(app)
 
     @app.post(
         "/bid",

@@ -322,3 +322,19 @@ def test_empty_snapshot_shows_the_empty_state(browser, api_empty_server: str,
         assert w.errors == []
     finally:
         w.close()
+
+
+def test_api_docs_page_renders_offline_from_packaged_assets(browser, api_server: str) -> None:
+    """/docs is Swagger UI from the package (this machine has no CDN): it renders the API's
+    operations, and every request the page makes stays on the API's own host."""
+    w = Watched(browser, api_server)
+    hosts: set[str] = set()
+    w.page.on("request", lambda r: hosts.add(urllib.parse.urlsplit(r.url).netloc))
+    try:
+        w.page.goto(w.base + "/docs")
+        w.page.wait_for_selector("text=/api/outcomes/stats/", timeout=LOAD_TIMEOUT_MS)
+        assert w.page.locator(".swagger-ui .opblock").count() >= 6
+        assert hosts == {urllib.parse.urlsplit(w.base).netloc}, hosts
+        assert w.errors == [], w.errors
+    finally:
+        w.close()

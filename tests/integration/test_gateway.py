@@ -169,3 +169,13 @@ def test_out_of_range_optional_field_is_dropped_counted_and_warned(client, setti
                        .replace(b"\n", b""))
     assert resp.json()["warnings"] == [{"line": 1, "field": "device.geo.lat",
                                         "reason": "must be a number between -90 and 90"}]
+
+
+def test_docs_page_uses_packaged_swagger_assets(client):
+    page = client.get("/docs").text
+    assert "cdn" not in page.lower()
+    for asset, size in (("/docs-assets/swagger-ui-bundle.js", 1_000_000),
+                        ("/docs-assets/swagger-ui.css", 100_000)):
+        assert asset in page
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.content) > size, asset
