@@ -7,7 +7,9 @@ and offsets together; the sensor in ``sensors/`` asks for runs when the topic mo
 
 import dagster as dg
 
+from assets.columns import schema_metadata
 from helios_pipeline.resources import DuckDBWarehouse, KafkaResource
+from helios_pipeline.warehouse import tables
 from helios_pipeline.warehouse.ingest import ingest_topic
 
 
@@ -23,6 +25,7 @@ def _ingest_asset(table: str, description: str) -> dg.AssetsDefinition:
         kinds={"duckdb", "kafka"},
         pool="duckdb_writer",
         deps=[dg.AssetKey(["topics", table])],
+        metadata=schema_metadata(tables.RAW[table]),
         description=description,
     )
     def _asset(

@@ -8,6 +8,7 @@ exactly the rows analysts see. Reproducible from (users, seed).
 import dagster as dg
 import pyarrow as pa
 
+from assets.columns import schema_metadata
 from helios_pipeline.resources import DuckDBWarehouse, RedisResource
 from helios_pipeline.warehouse import tables
 from ingest_services.profiles.seed import generate_rows
@@ -25,6 +26,7 @@ class ProfilesConfig(dg.Config):
     kinds={"duckdb", "redis"},
     pool="duckdb_writer",
     description="Synthetic user profiles (IAB interests, locale, demographics) from a seed",
+    metadata=schema_metadata(tables.UserProfileRow),
 )
 def user_profiles(
     context: dg.AssetExecutionContext,

@@ -30,7 +30,7 @@ topic_specs = [
         kinds={"kafka"},
         metadata={"topic": f"{name}.dlq"},
     )
-    for name in ("bid_requests", "bid_responses")
+    for name in TOPICS  # auction_outcomes.dlq too: created, so shown (empty unless used)
 ]
 
 # The consumer group reading each topic, for lag (the warehouse keeps its own offsets).

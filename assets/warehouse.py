@@ -3,8 +3,9 @@
 
 import dagster as dg
 
+from assets.columns import schema_metadata
 from helios_pipeline.resources import DuckDBWarehouse
-from helios_pipeline.warehouse import schema
+from helios_pipeline.warehouse import schema, tables
 from helios_pipeline.warehouse.ingest import ensure_schema
 
 daily = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC", end_offset=1)
@@ -16,6 +17,7 @@ daily = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC", en
     pool="duckdb_writer",
     deps=["bid_requests", "bid_responses", "auction_outcomes"],
     description="One row per request × imp: request context, bid and outcome",
+    metadata=schema_metadata(tables.OutcomeRow),
 )
 def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """Kept up to date by the raw ingests themselves (each batch upserts the outcomes rows
@@ -43,6 +45,7 @@ def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     deps=[outcomes],
     partitions_def=daily,
     description="Per day, hour, domain, segment and media: counts, sums and KPIs",
+    metadata=schema_metadata(tables.DailyStatsRow),
 )
 def daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
                 ) -> dg.MaterializeResult:

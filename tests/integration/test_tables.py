@@ -52,3 +52,22 @@ def test_every_typed_table_creates_in_duckdb_and_postgres(pg_server, tmp_path):
                         "ORDER BY ordinal_position", [row.__table__])
             assert [r[0] for r in cur.fetchall()] == tables.column_names(row)
         pg.rollback()
+
+
+def test_every_table_asset_carries_its_column_schema_from_the_typed_rows():
+    """The Dagster catalog is the data dictionary: same columns as the DDL, in order."""
+    import dagster as dg
+
+    from helios_pipeline.definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    for key, row in (("bid_requests", tables.BidRequestRow),
+                     ("bid_responses", tables.BidResponseRow),
+                     ("auction_outcomes", tables.AuctionOutcomeRow),
+                     ("outcomes", tables.OutcomeRow), ("daily_stats", tables.DailyStatsRow),
+                     ("user_profiles", tables.UserProfileRow)):
+        schema = graph.get(dg.AssetKey(key)).metadata["dagster/column_schema"]
+        assert [(c.name, c.type) for c in schema.columns] == \
+            [(n, t) for n, t, _ in tables.columns(row)], key
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert "topics/auction_outcomes_dlq" in keys
