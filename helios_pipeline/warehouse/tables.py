@@ -23,7 +23,9 @@ Int32 = Annotated[int, Meta(extra={"sql": "INTEGER"})]
 
 
 class Table(Struct, kw_only=True):
-    """Base of a table row: ``__table__`` names it, ``__key__`` is its primary key."""
+    """Base of a table row: ``__table__`` names it, ``__key__`` is its key (a PRIMARY KEY
+    in the DDL, except where the warehouse keeps it unique itself: the raw tables and
+    ``outcomes`` are created with ``ddl(..., key=False)``, see schema.RAW_TABLES)."""
 
     __table__: ClassVar[str]
     __key__: ClassVar[tuple[str, ...]] = ()

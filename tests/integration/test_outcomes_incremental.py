@@ -258,3 +258,36 @@ def test_an_outcomes_table_from_an_older_version_is_rebuilt_once(tmp_path):
         assert diff(con) == (0, 0, 3, 3)
         assert con.execute("SELECT domain FROM outcomes WHERE rid = 'b'").fetchall() == \
             [("y.example",)]
+
+
+def test_a_keyed_warehouse_loses_its_keys_once_and_keeps_its_rows(tmp_path):
+    """A warehouse of the version with ART primary keys on the raw tables and ``outcomes``
+    (issue #6) is rebuilt keyless on the first ensure_schema, rows unchanged, in rid order;
+    then the ingest's own dedup keeps keys unique."""
+    from helios_pipeline.warehouse import tables
+
+    db = tmp_path / "keyed.duckdb"
+    with duckdb.connect(str(db)) as con:
+        for row in tables.RAW.values():
+            con.execute(tables.ddl(row))  # with PRIMARY KEY (rid, imp_id), as before
+        con.execute(tables.ddl(tables.OutcomeRow))
+        con.execute("INSERT INTO bid_requests (rid, imp_id, received_at) VALUES "
+                    "('b', '1', TIMESTAMPTZ '2026-11-20 10:00:01+00'), "
+                    "('a', '1', TIMESTAMPTZ '2026-11-20 10:00:00+00')")
+        con.execute("INSERT INTO auction_outcomes (rid, imp_id, outcome, decided_at) VALUES "
+                    "('a', '1', 'won', now())")
+        ensure_schema(con)
+        assert con.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = "
+                           "'PRIMARY KEY' AND table_name IN ('bid_requests', 'bid_responses', "
+                           "'auction_outcomes', 'outcomes')").fetchall() == [(0,)]
+        assert con.execute("SELECT rid FROM bid_requests").fetchall() == [("a",), ("b",)]
+        assert diff(con) == (0, 0, 1, 1)
+        ensure_schema(con)  # once
+        con.execute("BEGIN TRANSACTION")
+        con.execute("CREATE TEMP TABLE again AS FROM bid_requests")
+        assert wh_ingest.insert_new(con, "bid_requests", "SELECT * FROM again") == 0
+        assert wh_ingest.insert_new(
+            con, "bid_requests", "SELECT * REPLACE ('c' AS rid) FROM again") == 1  # c once
+        con.execute("COMMIT")
+        assert con.execute("SELECT rid, count(*) FROM bid_requests GROUP BY ALL ORDER BY ALL"
+                           ).fetchall() == [("a", 1), ("b", 1), ("c", 1)]
