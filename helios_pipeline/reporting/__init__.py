@@ -1,0 +1,1 @@
+"""Reports built from the warehouse (the daily report of assets/report.py)."""
