@@ -320,7 +320,7 @@ def test_topic_observation_reports_offsets_and_consumer_lag(settings, examples):
            for e in result.get_asset_observation_events()}
     assert set(obs) == {"topics/bid_requests", "topics/bid_responses",
                         "topics/auction_outcomes", "topics/bid_requests_dlq",
-                        "topics/bid_responses_dlq"}
+                        "topics/bid_responses_dlq", "topics/auction_outcomes_dlq"}
     req = obs["topics/bid_requests"]
     assert req["exists"].value is True
     assert req["messages_approx"].value >= 1  # Tansu: a lower bound, never above the truth
