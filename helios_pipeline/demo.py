@@ -150,7 +150,7 @@ def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: flo
                             f"see the Dagster UI")
     console.print(f"user_profiles: {users:,} profiles in DuckDB and Redis (run {run_id[:8]})")
 
-    watch = FirstRowWatch(warehouse, t0)
+    watch = FirstRowWatch(warehouse, time.monotonic())  # from the first request sent
     watch.start()
     statuses = asyncio.run(send_files(eps["gateway_url"], files))
     accepted_examples = statuses.get("202", 0)
@@ -165,16 +165,23 @@ def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: flo
                                     progress=lambda d, t: bar.update(task, completed=d)))
     console.print(f"load: {load.accepted:,} accepted, {load.rejected} rejected, "
                   f"{load.errors} errors, {load.skipped:,} not sent (too many outstanding: "
-                  f"the machine could not keep up), p99 {load.latency_ms.get('p99', 0):.1f} ms")
+                  f"the machine could not keep up), p99 {load.latency_ms.get('p99', 0):.1f} ms "
+                  f"(on a small machine the load client, gateway, broker, bidder, auctioneer "
+                  f"and Dagster share the cores: that, not the gateway, sets the tail)")
     auditor = Auditor(s.model_copy(update={"kafka_bootstrap": eps["kafka_bootstrap"]}))
     with console.status("auditing the streams until the pipeline drains…"):
         rep = auditor.drain(wait_s=120)
     auditor.close()
     total = rep["outcomes"]["total"]
-    with console.status(f"waiting for the sensor-driven ingest ({total:,} outcomes)…"):
+    console.print(f"audit: {rep['accepted']:,} requests, {total:,} outcomes on the topic, "
+                  f"{rep['missing']} missing, {rep['duplicated']} duplicated")
+    with progress() as bar:  # rows appear as the sensor's ingest runs commit
+        task = bar.add_task("sensor-driven ingest: rows in outcomes", total=total)
         deadline = time.monotonic() + 300
-        while (outcome_rows(warehouse) or 0) < total and time.monotonic() < deadline:
-            time.sleep(2)
+        while (rows := outcome_rows(warehouse) or 0) < total and time.monotonic() < deadline:
+            bar.update(task, completed=rows)
+            time.sleep(1)
+        bar.update(task, completed=rows)
     in_table = outcome_rows(warehouse)
     watch.stop.set()
     if in_table != total:
@@ -207,7 +214,8 @@ def _run(s: Settings, state: dict, files: list[Path], rate: float, duration: flo
         ("spend (USD)", f"{k['spend_usd']:.4f}"),
         ("eCPM (USD)", f"{k['ecpm_usd']:.4f}" if k["ecpm_usd"] else "n/a"),
         ("rows in outcomes", f"{in_table:,}"),
-        ("first row in outcomes after", f"{watch.seconds:.0f} s" if watch.seconds else "n/a"),
+        ("first row in outcomes (after the first request)",
+         f"{watch.seconds:.0f} s" if watch.seconds else "n/a"),
         ("report", str(s.reports.resolve() / day / "report.html")),
         ("exports", str(s.exports.resolve() / "helios.duckdb")),
         ("Dagster UI", eps["dagster_ui"]),
