@@ -39,6 +39,7 @@ lint: venv
 bench: venv
 	$(PY) -m bench.run
 	$(PY) -m bench.warehouse
+	$(PY) -m bench.api
 
 clean:
 	rm -rf $(VENV) $(GEN) .helios
