@@ -128,7 +128,7 @@ class ApiSettings(_Base):
 
     api_port: int = Field(8090, ge=1, le=65535)
     serving_path: Path | None = Field(None, description="default HOME/serving/serving.duckdb")
-    api_memory_mb: int = Field(128, ge=16, description="DuckDB buffer limit of the API")
+    api_memory_mb: int = Field(64, ge=16, description="DuckDB buffer limit of the API")
 
     @property
     def serving(self) -> Path:

@@ -116,8 +116,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             return {"count": 0, "next": None, "previous": None, "results": []}
         where, params = f.where()
         cur = snap.cursor()
-        if f.on_cube():
-            count = cur.execute(f"SELECT coalesce(sum(n), 0) FROM cube{where}",
+        source = f.source()
+        if source != "outcomes":
+            count = cur.execute(f"SELECT coalesce(sum(n), 0) FROM {source}{where}",
                                 params).fetchall()[0][0]
         else:
             count = cur.execute(f"SELECT count(*) FROM outcomes{where}", params).fetchall()[0][0]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import UTC, date
 
+from helios_pipeline.serving.snapshot import ROLLUPS
+
 ORDERING = {"timestamp": "received_at", "win_price": "clearing_price_usd",
             "bid_price": "bid_price_usd"}
 GROUP_BY = {"site": "site_domain", "segment": "segment", "media_type": "media",
@@ -37,6 +39,30 @@ class Filters:
     def on_cube(self) -> bool:
         """True when every filter set is a dimension of the cube."""
         return self.user_id is None and self.min_price is None and self.max_price is None
+
+    def dims(self) -> set[str]:
+        """The cube dimensions the filters use."""
+        used = {
+            "site_domain": self.site_domain is not None,
+            "outcome": self.win_status is not None or self.outcome is not None,
+            "enriched": self.enriched is not None,
+            "day": self.date_from is not None or self.date_to is not None,
+            "media": self.media_type is not None,
+            "segment": self.segment is not None,
+            "loss_reason": self.loss_reason is not None,
+        }
+        return {d for d, on in used.items() if on}
+
+    def source(self, group: str | None = None) -> str:
+        """The smallest pre-aggregated table that answers these filters (and ``group``),
+        or ``outcomes`` when a filter is not a cube dimension."""
+        if not self.on_cube():
+            return "outcomes"
+        need = self.dims() | ({group} if group else set())
+        for name, dims in ROLLUPS.items():
+            if need <= set(dims):
+                return name
+        return "cube"
 
     def where(self) -> tuple[str, list]:
         """``WHERE`` clause and parameters; valid over ``outcomes`` and over ``cube``."""
@@ -110,9 +136,10 @@ _SUMS_ROWS = """
 
 
 def sums_sql(f: Filters, group: str | None = None) -> tuple[str, list]:
-    """Summed counts (optionally per ``group`` expression) for the filtered outcomes."""
+    """Summed counts (optionally per day and ``group`` column) for the filtered outcomes."""
     where, params = f.where()
-    source, sums = ("cube", _SUMS_CUBE) if f.on_cube() else ("outcomes", _SUMS_ROWS)
+    source = f.source(group if group not in (None, "NULL") else None)  # every roll-up has day
+    sums = _SUMS_ROWS if source == "outcomes" else _SUMS_CUBE
     if group is None:
         return f"SELECT {sums} FROM {source}{where}", params
     if group == "hour" and source == "outcomes":

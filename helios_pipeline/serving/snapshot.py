@@ -11,7 +11,8 @@ What is in it:
 * ``outcomes``: every row, ordered by ``received_at``, with ``user_id`` from the request,
   and an ART index on ``rid`` (the request story is a point lookup);
 * ``cube``: counts and sums by day, hour, site, segment, media, enriched, outcome and loss
-  reason, so statistics filtered on those answer from a few thousand rows instead of a scan;
+  reason, and smaller roll-ups of it (``ROLLUPS``), so statistics filtered on those
+  dimensions answer from a few thousand rows instead of a scan;
 * ``meta``: one row: ``as_of`` (newest ``decided_at``), ``published_at`` and ``rows``.
 
 Publishing copies the table, so its cost grows with history: fine for the embedded default
@@ -29,6 +30,16 @@ import duckdb
 
 CUBE_DIMS = ("day", "hour", "site_domain", "segment", "media", "enriched", "outcome",
              "loss_reason")
+# Smaller roll-ups of the cube: a query uses the smallest one whose dimensions cover its
+# filters and grouping (helios_pipeline/api/queries.py). With a long tail of sites the full
+# cube is nearly as big as the table; these stay at thousands of rows.
+ROLLUPS = {
+    "cube_day": ("day", "segment", "media", "enriched", "outcome", "loss_reason"),
+    "cube_hour": ("day", "hour", "enriched", "outcome"),
+    "cube_site": ("day", "site_domain", "enriched", "outcome", "loss_reason"),
+}
+_SUMS = "sum(n) AS n, sum(bid_sum) AS bid_sum, sum(clearing_sum) AS clearing_sum, " \
+        "sum(won_bid_sum) AS won_bid_sum, sum(floor_passes) AS floor_passes"
 
 _OUTCOMES = """
     CREATE TABLE snap.outcomes AS
@@ -79,6 +90,10 @@ def publish(con: duckdb.DuckDBPyConnection, path: Path) -> Published:
             con.execute("ALTER TABLE snap.outcomes ADD COLUMN user_id VARCHAR").fetchall()
         con.execute("CREATE INDEX outcomes_rid ON snap.outcomes (rid)").fetchall()
         con.execute(_CUBE).fetchall()
+        for name, dims in ROLLUPS.items():
+            cols = ", ".join(dims)
+            con.execute(f"CREATE TABLE snap.{name} AS SELECT {cols}, {_SUMS} FROM snap.cube "
+                        f"GROUP BY {cols}").fetchall()
         con.execute(
             "CREATE TABLE snap.meta AS SELECT max(decided_at) AS as_of, now() AS published_at, "
             "count(*) AS rows FROM snap.outcomes").fetchall()
