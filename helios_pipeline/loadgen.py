@@ -3,13 +3,19 @@
 Open loop means requests are sent on schedule whether or not earlier ones have been
 answered, and latency is measured from the scheduled send time, so a slow gateway shows
 up as latency instead of silently lowering the offered rate (no coordinated omission).
-Bounded in count and time: at most ``rate × duration`` requests, at most ``in_flight``
-outstanding, and a hard stop at ``duration`` + the drain timeout.
+Bounded in count and time: at most the schedule's total (``rate × duration`` when flat)
+requests, at most ``in_flight`` outstanding, and a hard stop at ``duration`` + the drain timeout.
+
+The rate is flat by default (exactly ``rate × duration`` requests). ``diurnal`` opts in to
+the 24-hour curve of :func:`diurnal_factor` (docs/traffic.md): ``"clock"`` follows it at the
+current UTC time of day, ``"day"`` plays one whole day compressed into ``duration`` (mean
+rate ``rate``, so still ``rate × duration`` requests, give or take one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import Counter
@@ -20,7 +26,10 @@ from pathlib import Path
 import orjson
 
 from helios_pipeline.http_load import Pool
-from helios_pipeline.synth import make_request
+from helios_pipeline.synth import Users, generate, make_request, world
+
+__all__ = ["LoadReport", "Schedule", "Traffic", "diurnal_factor", "make_request",
+           "percentiles", "read_corpus", "run_load", "send_files"]
 
 
 @dataclass
@@ -59,22 +68,108 @@ def read_corpus(directory: Path) -> list[bytes]:
 
 
 class Traffic:
-    """Request bodies: synthetic ones with unique ids, interleaved with corpus files."""
+    """Request bodies: synthetic ones with unique ids, interleaved with corpus files.
+
+    Each body is a pure function of ``(seed, i)``: bodies are drawn in blocks of
+    ``BLOCK`` requests, each block from its own ``random.Random(seed, block)``, so there is
+    no template cycle and ``body(i)`` does not depend on the order of the calls. Blocks are
+    small so that drawing one (a few ms) does not stall the send loop noticeably.
+    """
+
+    BLOCK = 256
 
     def __init__(self, users: int, seed: int, corpus: list[bytes], corpus_share: float = 0.02):
-        rng = random.Random(seed)
-        self.templates = [make_request(rng, "", users) for _ in range(2000)]
+        self.users = Users(users, salt=seed)
+        self.world = world()
+        self.seed = seed
         self.corpus = corpus
         self.corpus_share = corpus_share if corpus else 0.0
         self.prefix = f"load-{seed}-{int(time.time())}"
+        self._blocks: dict[int, list[dict]] = {}
+        self._block(0)  # build the world and the first block before the clock starts
+
+    def _block(self, b: int) -> list[dict]:
+        block = self._blocks.get(b)
+        if block is None:
+            rng = random.Random(self.seed * 1_000_003 + b)
+            block = [generate(rng, "", self.users, self.world) for _ in range(self.BLOCK)]
+            if len(self._blocks) >= 8:  # keep a few: calls come roughly in order
+                del self._blocks[min(self._blocks)]
+            self._blocks[b] = block
+        return block
+
+    def request(self, i: int) -> dict:
+        """The i-th synthetic request (a fresh top-level dict; nested objects are shared)."""
+        req = self._block(i // self.BLOCK)[i % self.BLOCK].copy()
+        req["id"] = f"{self.prefix}-{i}"
+        return req
 
     def body(self, i: int) -> bytes:
         share = self.corpus_share
         if share and int((i + 1) * share) > int(i * share):  # exactly `share` of the bodies
             return self.corpus[int(i * share) % len(self.corpus)]
-        req = self.templates[i % len(self.templates)]
-        req["id"] = f"{self.prefix}-{i}"
-        return orjson.dumps(req)
+        return orjson.dumps(self.request(i))
+
+
+DIURNAL_PEAK_UTC = 20.0  # the evening peak of the main market (docs/traffic.md)
+
+
+def diurnal_factor(hour: float, peak: float = DIURNAL_PEAK_UTC) -> float:
+    """The request rate at ``hour`` (0..24) relative to the daily mean (mean exactly 1).
+
+    An evening peak (~1.6× at ``peak``), a night trough (~0.4× about nine hours before it)
+    and a lunchtime shoulder: a daily and a half-daily harmonic.
+    """
+    x = 2 * math.pi * (hour - peak) / 24.0
+    return 1.0 + 0.45 * math.cos(x) + 0.15 * math.cos(2 * x + 2.0)
+
+
+class Schedule:
+    """When each request is due: flat, or following :func:`diurnal_factor`.
+
+    ``count(t)`` is how many requests are due ``t`` seconds into the run; ``at(k)`` is the
+    scheduled time of request ``k`` (its inverse), from which latency is measured.
+    """
+
+    def __init__(self, rate: float, duration: float, diurnal: str | None = None,
+                 start_hour: float | None = None, steps: int = 4096):
+        if diurnal not in (None, "clock", "day"):
+            raise ValueError(f"diurnal must be None, 'clock' or 'day', not {diurnal!r}")
+        self.rate, self.duration, self.diurnal = rate, duration, diurnal
+        if diurnal is None:
+            self.total = int(rate * duration)
+            return
+        if start_hour is None:
+            now = time.gmtime()
+            start_hour = now.tm_hour + now.tm_min / 60 + now.tm_sec / 3600
+        # hours of the day per second of the run
+        speed = 24.0 / duration if diurnal == "day" else 1 / 3600
+        dt = duration / steps
+        self.dt = dt
+        cum = [0.0]
+        for j in range(steps):
+            h = (start_hour + (j + 0.5) * dt * speed) % 24.0
+            cum.append(cum[-1] + rate * diurnal_factor(h) * dt)
+        self.cum = cum
+        self.total = round(cum[-1])
+
+    def count(self, t: float) -> int:
+        if self.diurnal is None:
+            return min(self.total, int(t * self.rate) + 1)
+        if t >= self.duration:
+            return self.total
+        j = int(t / self.dt)
+        a, b = self.cum[j], self.cum[j + 1]
+        return min(self.total, int(a + (b - a) * (t / self.dt - j)) + 1)
+
+    def at(self, k: int) -> float:
+        if self.diurnal is None:
+            return k / self.rate
+        from bisect import bisect_right
+
+        j = max(0, min(len(self.cum) - 2, bisect_right(self.cum, k) - 1))
+        a, b = self.cum[j], self.cum[j + 1]
+        return (j + ((k - a) / (b - a) if b > a else 0.0)) * self.dt
 
 
 async def run_load(
@@ -86,9 +181,13 @@ async def run_load(
     in_flight: int = 4096,
     drain_timeout: float = 15.0,
     progress: Callable[[int, int], None] | None = None,
+    diurnal: str | None = None,
 ) -> LoadReport:
+    """Send ``traffic`` to ``url`` at ``rate`` per second (the mean rate when ``diurnal``
+    is ``"clock"`` or ``"day"``: see :class:`Schedule`)."""
     report = LoadReport(target_rate=rate, duration_s=duration)
-    total = int(rate * duration)
+    schedule = Schedule(rate, duration, diurnal)
+    total = schedule.total
     pool = Pool(url, connections)
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
@@ -107,9 +206,9 @@ async def run_load(
     sent = 0
     while sent < total:
         now = time.perf_counter()
-        due = min(total, int((now - t0) * rate) + 1)
+        due = schedule.count(now - t0)
         while sent < due:
-            scheduled = t0 + sent / rate
+            scheduled = t0 + schedule.at(sent)
             if len(pending) >= in_flight:
                 report.skipped += 1
             else:
