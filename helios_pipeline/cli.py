@@ -302,10 +302,17 @@ def load(
     connections: Annotated[int, typer.Option(min=1, max=1024)] = 64,
     url: Annotated[str | None, typer.Option(help="Gateway URL (default: from stack.json)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    diurnal: Annotated[str | None, typer.Option(
+        help="Follow the 24-hour traffic curve (docs/traffic.md): 'clock' (this hour's "
+             "level; the count differs from rate × duration) or 'day' (a whole day squeezed "
+             "into the run); default: a flat rate")] = None,
 ) -> None:
     """Send a realistic mix of bid requests at a steady open-loop rate."""
     from helios_pipeline.loadgen import Traffic, read_corpus, run_load
 
+    if diurnal not in (None, "clock", "day"):
+        raise fail(f"--diurnal {diurnal!r}: choose clock or day (or leave it out for a flat "
+                   f"rate)")
     s = get_settings()
     target, source = _resolve(s, url, "gateway_url", None,
                               f"http://127.0.0.1:{s.gateway_port}")
@@ -318,7 +325,7 @@ def load(
         task = bar.add_task(f"POST {target}/bid @ {rate:g}/s", total=int(rate * duration))
         report = asyncio.run(run_load(
             target, rate, duration, traffic, connections,
-            progress=lambda done, total: bar.update(task, completed=done)))
+            progress=lambda done, total: bar.update(task, completed=done), diurnal=diurnal))
     if report.sent and report.statuses.get("error", 0) == report.sent:
         raise fail(f"no request reached the gateway at {target} (from {source}): "
                    f"is `helios up` running?")

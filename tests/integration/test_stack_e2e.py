@@ -203,6 +203,7 @@ def test_busy_port_is_one_line_naming_it(tmp_path):
         (["audit"], {"HELIOS_PARTITIONS": "abc"}, "HELIOS_PARTITIONS='abc'"),
         (["profiles", "seed", "--redis-url", "redis://127.0.0.1:1/0"], {}, "cannot reach Redis"),
         (["load", "--corpus", "/nonexistent", "--duration", "1"], {}, "--corpus"),
+        (["load", "--diurnal", "weekly", "--duration", "1"], {}, "--diurnal 'weekly'"),
         (["up", "--gateway-port", "70000"], {},
          "--gateway-port 70000 (instead of HELIOS_GATEWAY_PORT)"),
         (["export", "--out", "x", "--from", "2026-12-02", "--to", "2026-12-01"], {},
