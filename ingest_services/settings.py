@@ -128,7 +128,7 @@ class ApiSettings(_Base):
 
     api_port: int = Field(8090, ge=1, le=65535)
     serving_path: Path | None = Field(None, description="default HOME/serving/serving.duckdb")
-    api_memory_mb: int = Field(64, ge=16, description="DuckDB buffer limit of the API")
+    api_memory_mb: int = Field(128, ge=16, description="DuckDB buffer limit of the API")
 
     @property
     def serving(self) -> Path:
@@ -160,6 +160,7 @@ class Settings(GatewaySettings, BidderSettings, AuctioneerSettings, ProfileSetti
     warehouse_path: Path | None = Field(None, description="default HOME/warehouse.duckdb")
     reports_dir: Path | None = Field(None, description="default HOME/reports")
     exports_dir: Path | None = Field(None, description="default HOME/exports")
+    export_refresh_s: float = Field(300.0, ge=0, description="exports follow ingest, seconds")
 
     # --- embedded stack supervision ---
     restart_max: int = Field(5, ge=0, description="restarts allowed within restart_window_s")

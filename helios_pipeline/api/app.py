@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
+import duckdb
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -96,6 +97,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     def snapshot() -> Snapshot | None:
         return store.current()
 
+    @app.exception_handler(duckdb.Error)
+    async def busy(_request: Request, exc: duckdb.Error):
+        """A query the snapshot could not answer now (e.g. out of memory): a clear 503 with
+        Retry-After, never a 500 with a traceback."""
+        return JSONResponse({"detail": f"the serving store could not answer now: "
+                                       f"{type(exc).__name__}"},
+                            status_code=503, headers={"Retry-After": "1"})
+
     @app.middleware("http")
     async def as_of(request: Request, call_next):
         t0 = time.perf_counter()
@@ -115,19 +124,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if snap is None:
             return {"count": 0, "next": None, "previous": None, "results": []}
         where, params = f.where()
-        cur = snap.cursor()
         source = f.source()
         if source != "outcomes":
-            count = cur.execute(f"SELECT coalesce(sum(n), 0) FROM {source}{where}",
-                                params).fetchall()[0][0]
+            count = snap.query(f"SELECT coalesce(sum(n), 0) FROM {source}{where}", params)[0][0]
         else:
-            count = cur.execute(f"SELECT count(*) FROM outcomes{where}", params).fetchall()[0][0]
+            count = snap.query(f"SELECT count(*) FROM outcomes{where}", params)[0][0]
         desc = ordering.startswith("-")
         col = q.ORDERING[ordering.lstrip("-")]
-        rows = cur.execute(
+        rows = snap.query(
             f"SELECT {q.OUTCOME_COLUMNS} FROM outcomes{where} ORDER BY {col} "
             f"{'DESC' if desc else 'ASC'} NULLS LAST, rid, imp_id LIMIT ? OFFSET ?",
-            [*params, page_size, (page - 1) * page_size]).fetchall()
+            [*params, page_size, (page - 1) * page_size])
         url = request.url
         return {
             "count": count,
@@ -156,7 +163,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if snap is None:
             return q.kpis(0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0)
         sql, params = q.sums_sql(f)
-        return q.kpis(*snap.cursor().execute(sql, params).fetchall()[0])
+        return q.kpis(*snap.query(sql, params)[0])
 
     @app.get("/api/outcomes/daily_stats/", response_model=list[DailyRow],
              response_model_exclude_unset=True,
@@ -171,7 +178,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         else:
             sql, params = q.sums_sql(f, q.GROUP_BY[group_by])
         return [q.daily_row(r[0], r[2:], r[1], group_by is not None)
-                for r in snap.cursor().execute(sql, params).fetchall()]
+                for r in snap.query(sql, params)]
 
     @app.get("/api/outcomes/{outcome_id}/", response_model=Outcome,
              responses={404: {"description": "No such outcome"}},
@@ -181,9 +188,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         snap = snapshot()
         if not sep or snap is None:
             raise HTTPException(404, f"no outcome {outcome_id!r} (ids are <rid>:<imp_id>)")
-        rows = snap.cursor().execute(
+        rows = snap.query(
             f"SELECT {q.OUTCOME_COLUMNS} FROM outcomes WHERE rid = ? AND imp_id = ?",
-            [rid, imp_id]).fetchall()
+            [rid, imp_id])
         if not rows:
             raise HTTPException(404, f"no outcome {outcome_id!r}")
         return q.outcome_json(rows[0])
@@ -193,9 +200,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
              summary="The whole story of one bid request")
     def request_story(rid: str):
         snap = snapshot()
-        rows = [] if snap is None else snap.cursor().execute(
-            f"SELECT {q.OUTCOME_COLUMNS} FROM outcomes WHERE rid = ? ORDER BY imp_id",
-            [rid]).fetchall()
+        rows = [] if snap is None else snap.query(
+            f"SELECT {q.OUTCOME_COLUMNS} FROM outcomes WHERE rid = ? ORDER BY imp_id", [rid])
         if not rows:
             raise HTTPException(404, f"no request {rid!r} in the serving snapshot")
         return q.story_json(rows)

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import duckdb
 
+QUERY_SLOTS = 2
+_SLOTS = threading.BoundedSemaphore(QUERY_SLOTS)
+
 
 @dataclass
 class Snapshot:
@@ -30,6 +33,13 @@ class Snapshot:
         cur = self.con.cursor()
         cur.execute("USE snap").fetchall()  # a cursor starts in the default catalog
         return cur
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Run one query, at most ``QUERY_SLOTS`` at a time per process: on 2 cores more
+        concurrent scans only queue inside DuckDB and multiply its memory; past the slots a
+        request waits here instead (bounded latency, never an out-of-memory error)."""
+        with _SLOTS:
+            return self.cursor().execute(sql, params or []).fetchall()
 
 
 class SnapshotStore:
