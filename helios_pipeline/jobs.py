@@ -6,8 +6,12 @@ import dagster as dg
 ingest_job = dg.define_asset_job(
     "ingest_outcomes",
     selection=dg.AssetSelection.assets("bid_requests", "bid_responses", "auction_outcomes",
-                                       "outcomes", "serving_snapshot"),
-    description="Topics → raw tables → outcomes (exactly once) → the API's serving snapshot",
+                                       "outcomes", "serving_snapshot", "analyst_exports"),
+    description="Topics → raw tables → outcomes (exactly once) → the API's serving snapshot "
+                "and the analyst exports' changed days (at most every HELIOS_EXPORT_REFRESH_S)",
+    # the exports follow ingest: only days that differ from the warehouse, throttled, and
+    # no materialisation at all when they match (an idle warehouse writes nothing)
+    config={"ops": {"analyst_exports": {"config": {"only_changed": True}}}},
 )
 
 daily_stats_job = dg.define_asset_job(

@@ -164,8 +164,9 @@ def test_full_graph_ingests_exactly_once_and_builds_stats_report_and_exports(
     res = dg.materialize([outcomes, daily_stats, analyst_exports], resources=rs,
                          selection=[analyst_exports])  # to the `paths` resource's exports_dir
     assert res.success
-    assert (exports / "outcomes" / f"day={day}" / "data.parquet").exists()
+    assert (exports / "outcomes" / f"{day}.parquet").exists()
     analyst = duckdb.connect(str(exports / "helios.duckdb"), read_only=True)
+    analyst.execute(f"SET file_search_path = '{exports}'")  # the views' paths are relative
     assert analyst.execute("SELECT count(*) FROM outcomes").fetchone() == (imps,)
     analyst.close()
 
@@ -179,6 +180,7 @@ def test_full_graph_ingests_exactly_once_and_builds_stats_report_and_exports(
     assert done.returncode == 0, done.stderr
     assert "exported 1 day:" in done.stderr  # not "1 days"
     mine = duckdb.connect(str(tmp_path / "cli" / "helios.duckdb"), read_only=True)
+    mine.execute(f"SET file_search_path = '{tmp_path / 'cli'}'")
     assert mine.execute("SELECT count(*) FROM outcomes").fetchone() == (imps,)
     mine.close()
     empty = subprocess.run([*cli, "--out", str(tmp_path / "none"), "--to", "2000-01-01"],
