@@ -427,7 +427,8 @@ def export(
     n = counts["days"]
     console.print(f"exported {n} day{'' if n == 1 else 's'}: {counts['outcomes']} outcome rows, "
                   f"{counts['daily_stats']} daily_stats rows → {out} "
-                  f"(open {out / 'helios.duckdb'} read-only)")
+                  f"(open {out / 'helios.duckdb'} read-only; from another directory, "
+                  f"first SET file_search_path = '{out.resolve()}')")
 
 
 # ----------------------------------------------------------------------------- demo
