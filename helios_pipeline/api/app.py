@@ -31,7 +31,7 @@ from helios_pipeline.api.models import (
     RequestStory,
     Stats,
 )
-from helios_pipeline.api.store import Snapshot, SnapshotStore
+from helios_pipeline.api.store import ResponseCache, Snapshot, SnapshotStore
 from ingest_services.common import docs_page
 from ingest_services.settings import ApiSettings, get_settings
 
@@ -105,9 +105,21 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     docs_page.install(app)
     app.state.store = store
+    cache = ResponseCache()
 
     def snapshot() -> Snapshot | None:
         return store.current()
+
+    def answer(request: Request, snap: Snapshot | None, build) -> Response:
+        """``build()``'s answer, from the cache when this snapshot already gave it."""
+        if snap is None:
+            return JSON(build())
+        key = (snap.generation, request.url.path, request.url.query)
+        body = cache.get(key)
+        if body is None:
+            body = orjson.dumps(build())
+            cache.put(key, body)
+        return Response(body, media_type="application/json")
 
     @app.exception_handler(duckdb.Error)
     async def busy(_request: Request, exc: duckdb.Error):
@@ -159,28 +171,31 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @app.get("/api/outcomes/", response_model=OutcomePage, summary="Outcomes, paginated")
     def outcomes(request: Request, f: Filters, page: Page = 1, page_size: PageSize = 100,
                  ordering: Ordering = "-timestamp"):
-        return JSON(_page(request, f, page, page_size, ordering, snapshot()))
+        snap = snapshot()
+        return answer(request, snap,
+                      lambda: _page(request, f, page, page_size, ordering, snap))
 
     @app.get("/api/outcomes/winners/", response_model=OutcomePage, summary="Won outcomes")
     def winners(request: Request, f: Filters, page: Page = 1, page_size: PageSize = 100,
                 ordering: Ordering = "-timestamp"):
         if f.outcome not in (None, "won") or f.win_status is False:
             return {"count": 0, "next": None, "previous": None, "results": []}
-        return JSON(_page(request, q.Filters(**{**f.__dict__, "outcome": "won"}), page,
-                          page_size, ordering, snapshot()))
+        snap = snapshot()
+        won = q.Filters(**{**f.__dict__, "outcome": "won"})
+        return answer(request, snap, lambda: _page(request, won, page, page_size, ordering, snap))
 
     @app.get("/api/outcomes/stats/", response_model=Stats, summary="Totals and KPIs")
-    def stats(f: Filters):
+    def stats(request: Request, f: Filters):
         snap = snapshot()
         if snap is None:
             return q.kpis(0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0)
         sql, params = q.sums_sql(f)
-        return JSON(q.kpis(*snap.query(sql, params)[0]))
+        return answer(request, snap, lambda: q.kpis(*snap.query(sql, params)[0]))
 
     @app.get("/api/outcomes/daily_stats/", response_model=list[DailyRow],
              response_model_exclude_unset=True,
              summary="Per day (optionally per site, segment, media type or hour)")
-    def daily_stats(f: Filters, group_by: Annotated[
+    def daily_stats(request: Request, f: Filters, group_by: Annotated[
             Literal["site", "segment", "media_type", "hour"] | None, Query()] = None):
         snap = snapshot()
         if snap is None:
@@ -189,8 +204,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             sql, params = q.sums_sql(f, "NULL")
         else:
             sql, params = q.sums_sql(f, q.GROUP_BY[group_by])
-        return JSON([q.daily_row(r[0], r[2:], r[1], group_by is not None)
-                     for r in snap.query(sql, params)])
+        return answer(request, snap, lambda: [
+            q.daily_row(r[0], r[2:], r[1], group_by is not None)
+            for r in snap.query(sql, params)])
 
     @app.get("/api/outcomes/{outcome_id}/", response_model=Outcome,
              responses={404: {"description": "No such outcome"}},

@@ -28,6 +28,7 @@ class Snapshot:
     as_of: datetime | None
     published_at: datetime
     rows: int
+    generation: int = 0  # counts swaps: unlike an inode number, never reused
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur = self.con.cursor()
@@ -51,6 +52,7 @@ class SnapshotStore:
         self._current: Snapshot | None = None
         self._previous: Snapshot | None = None
         self._checked = 0.0
+        self._generations = 0
 
     def current(self) -> Snapshot | None:
         now = time.monotonic()
@@ -78,6 +80,8 @@ class SnapshotStore:
         return Snapshot(con, inode, as_of, published_at, rows)
 
     def _swap(self, snap: Snapshot) -> None:
+        self._generations += 1
+        snap.generation = self._generations
         if self._previous is not None:
             with contextlib.suppress(Exception):
                 self._previous.con.close()
@@ -90,3 +94,36 @@ class SnapshotStore:
                     with contextlib.suppress(Exception):
                         snap.con.close()
             self._current = self._previous = None
+
+
+class ResponseCache:
+    """Encoded answers per snapshot: a snapshot never changes, so an answer computed on it
+    stays right until the next one is swapped in (the key holds the snapshot's inode). The
+    dashboard's auto-refresh and many readers asking the same page hit it; bounded in
+    entries and bytes, least recently used out first."""
+
+    def __init__(self, max_entries: int = 1024, max_bytes: int = 32 << 20) -> None:
+        from collections import OrderedDict
+
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._d: OrderedDict[tuple, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            body = self._d.get(key)
+            if body is not None:
+                self._d.move_to_end(key)
+            return body
+
+    def put(self, key: tuple, body: bytes) -> None:
+        if len(body) > self.max_bytes // 8:
+            return  # one huge answer must not evict everything else
+        with self._lock:
+            old = self._d.pop(key, None)
+            self._bytes += len(body) - (len(old) if old else 0)
+            self._d[key] = body
+            while len(self._d) > self.max_entries or self._bytes > self.max_bytes:
+                _, dropped = self._d.popitem(last=False)
+                self._bytes -= len(dropped)

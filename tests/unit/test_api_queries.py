@@ -22,3 +22,16 @@ from helios_pipeline.api.queries import Filters
 ])
 def test_smallest_table_that_covers_filters_and_grouping(filters, group, source):
     assert filters.source(group) == source
+
+
+def test_response_cache_is_bounded_and_keyed_by_snapshot_generation():
+    from helios_pipeline.api.store import ResponseCache
+
+    cache = ResponseCache(max_entries=3, max_bytes=800)
+    for i in range(5):
+        cache.put((1, "/api/outcomes/stats/", f"q={i}"), b"x" * 10)
+    assert cache.get((1, "/api/outcomes/stats/", "q=0")) is None  # least recently used out
+    assert cache.get((1, "/api/outcomes/stats/", "q=4")) == b"x" * 10
+    assert cache.get((2, "/api/outcomes/stats/", "q=4")) is None  # a new snapshot: a miss
+    cache.put((1, "big", ""), b"y" * 200)  # over max_bytes / 8: not kept
+    assert cache.get((1, "big", "")) is None
