@@ -105,7 +105,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     docs_page.install(app)
     app.state.store = store
-    cache = ResponseCache()
+    cache = ResponseCache(max_entries=s.api_cache_entries)
 
     def snapshot() -> Snapshot | None:
         return store.current()

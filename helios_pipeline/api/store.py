@@ -118,7 +118,7 @@ class ResponseCache:
             return body
 
     def put(self, key: tuple, body: bytes) -> None:
-        if len(body) > self.max_bytes // 8:
+        if not self.max_entries or len(body) > self.max_bytes // 8:
             return  # one huge answer must not evict everything else
         with self._lock:
             old = self._d.pop(key, None)
