@@ -50,7 +50,7 @@ def serving_daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWare
     kinds={"duckdb"},
     pool="duckdb_writer",  # reads the warehouse: wait for the writer, never block it
     deps=[outcomes],
-    description="The analytics API's read-only snapshot of outcomes (+ an index on rid and "
+    description="The analytics API's read-only snapshot of outcomes (sorted by rid, with "
                 "pre-aggregated counts), swapped in atomically after every ingest",
 )
 def serving_snapshot(warehouse: DuckDBWarehouse, paths: PathsResource) -> dg.MaterializeResult:

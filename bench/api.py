@@ -35,10 +35,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -99,7 +97,8 @@ WITH u AS (
         round(u_fl, 2) AS fl
     FROM u
 )
-SELECT md5(CAST(req AS VARCHAR)) AS rid, CASE WHEN i % 10 = 1 THEN '2' ELSE '1' END AS imp_id,
+SELECT lpad(to_hex(epoch_ms(ts)), 12, '0') || '0a1b2c3d' || lpad(to_hex(req), 12, '0') AS rid,
+       CASE WHEN i % 10 = 1 THEN '2' ELSE '1' END AS imp_id,
        'req-' || req AS request_id,
        CAST(ts AT TIME ZONE 'UTC' AS DATE) AS day, ts AS received_at,
        ts + INTERVAL 5 MILLISECOND AS bid_at, ts + INTERVAL 12 MILLISECOND AS decided_at,
@@ -353,14 +352,16 @@ def naive_worker(con: duckdb.DuckDBPyConnection, name: str, rids: list[str]
     return make
 
 
-def pick_rids(n: int, k: int = 2000) -> list[str]:
-    rng = random.Random(7)
-    out = []
-    while len(out) < k:
-        i = rng.randrange(n)
-        if i % 10 != 1:  # i % 10 == 1 is the second imp of request i - 1
-            out.append(hashlib.md5(str(i).encode()).hexdigest())
-    return out
+def pick_rids(snapshot: Path, k: int = 2000) -> list[str]:
+    """Existing request ids, sampled (seeded) from the snapshot. The bulk rows carry ids
+    built like the gateway's (``messages.rid_at``: time, process prefix, counter)."""
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        return [r[0] for r in con.execute(
+            f"SELECT rid FROM outcomes USING SAMPLE reservoir({k} ROWS) REPEATABLE (7)"
+        ).fetchall()]
+    finally:
+        con.close()
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -450,8 +451,8 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
         res["data"]["cube_rows"] = snapshot_cube_rows(snap)
         console.print(f"  loaded in {res['data']['load_s']} s, published in "
                       f"{res['data']['publish_s']} s; {res['data']}")
+        rids = pick_rids(snap)
         api = Api(snap, work)
-        rids = pick_rids(n)
         total = n
 
         def check_stats(b: dict) -> None:
