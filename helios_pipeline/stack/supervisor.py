@@ -124,6 +124,10 @@ class Supervisor:
             "HELIOS_EXPORTS_DIR": str(self.s.exports.resolve()),
             "HELIOS_SERVING_PATH": str(self.s.serving.resolve()),
             "DAGSTER_HOME": str(self.s.dagster_home.resolve()),
+            # the code servers Dagster starts for the workspace log JSON too (click options
+            # of `dagster api grpc` / `code-server start` read DAGSTER_CLI_* variables)
+            "DAGSTER_CLI_API_GRPC_LOG_FORMAT": "json",
+            "DAGSTER_CLI_CODE_SERVER_START_LOG_FORMAT": "json",
         })
         if "postgres_dsn" in self.eps:
             env["HELIOS_POSTGRES_DSN"] = self.eps["postgres_dsn"]
@@ -170,10 +174,13 @@ class Supervisor:
         ws = str(write_workspace(self.s.dagster_home.resolve()))
         port = self.s.dagster_port
         return [
+            # JSON log lines like every other Helios process (the default is ANSI colour
+            # codes, written into the log files)
             Child("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1",
-                                        "-p", str(port), "-w", ws],
+                                        "-p", str(port), "-w", ws, "--log-format", "json"],
                   lambda: probes.http_ok(f"http://127.0.0.1:{port}/server_info")),
-            Child("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", ws],
+            Child("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", ws,
+                                     "--log-format", "json"],
                   lambda: True),
         ]
 

@@ -26,3 +26,7 @@ def test_launch_a_materialisation_over_graphql_and_read_its_metadata(tmp_path):
         assert mat["metadata"]["seed"] == 3
     finally:
         assert stack.stop() == 0
+    for name in ("dagster-webserver", "dagster-daemon"):  # #11: readable, quiet log files
+        log = (tmp_path / "logs" / f"{name}.log").read_text()
+        assert "\x1b[" not in log, f"ANSI colour codes in {name}.log"
+        assert "BetaWarning" not in log, f"beta warnings in {name}.log"
