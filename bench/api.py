@@ -54,9 +54,11 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from bench import RESULTS, write_results
 from helios_pipeline.api import queries as q
 from helios_pipeline.serving.snapshot import publish
 from helios_pipeline.stack import probes
+from helios_pipeline.stack.servers import launch_chromium
 from helios_pipeline.warehouse import tables
 
 console = Console(width=160)
@@ -370,9 +372,6 @@ FIRST_LOAD_API = ["/api/outcomes/stats/", "/api/outcomes/daily_stats/",
                   "/api/outcomes/daily_stats/?group_by=segment",
                   "/api/outcomes/?page=1&page_size=50&ordering=-timestamp"]
 ASSETS = ["/", "/static/app.css", "/static/vendor/chart.umd.min.js", "/static/app.js"]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 def dashboard_browser(url: str, reps: int) -> dict:
@@ -380,7 +379,7 @@ def dashboard_browser(url: str, reps: int) -> dict:
 
     cards, done, api_calls = [], [], []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         try:
             for rep in range(reps + 1):  # the first load warms Chromium itself; not counted
                 ctx = browser.new_context()
@@ -591,10 +590,8 @@ def main(argv: list[str] | None = None) -> None:
            "machine": {"cpus": os.cpu_count(),
                        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1)},
            "duckdb": duckdb.__version__, "requests": args.requests, "sizes": {}}
-    results_dir = Path(__file__).with_name("results")
-    results_dir.mkdir(exist_ok=True)
     with contextlib.suppress(OSError, ValueError, KeyError):  # keep other sizes' results
-        out["sizes"] = json.loads((results_dir / "api.json").read_text())["sizes"]
+        out["sizes"] = json.loads((RESULTS / "api.json").read_text())["sizes"]
     for n in sizes:
         res: dict = {}
         out["sizes"][str(n)] = res
@@ -605,8 +602,8 @@ def main(argv: list[str] | None = None) -> None:
         except Exception as e:  # keep what was measured, and why it stopped
             res["failed"] = f"{type(e).__name__}: {e}"
             console.print(f"[red]{n:,} rows: stopped: {res['failed']}[/]")
-        (results_dir / "api.json").write_text(json.dumps(out, indent=2, default=str))
-    console.print(f"results in {results_dir / 'api.json'}")
+        path = write_results("api.json", out)
+    console.print(f"results in {path}")
     sys.exit(0)
 
 

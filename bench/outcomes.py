@@ -26,7 +26,6 @@ shown too). Chunks and idle time as in production (50,000 messages, read overlap
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 import duckdb
 from confluent_kafka import Producer
 
+from bench import write_results
 from helios_pipeline.warehouse import ingest as wh_ingest
 from helios_pipeline.warehouse import schema
 from helios_pipeline.warehouse.ingest import ensure_schema, ingest_topic
@@ -279,10 +279,7 @@ def main() -> None:
     for row in report_rows(res):
         table.add_row(*row)
     console.print(table)
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "outcomes.json").write_text(json.dumps(res, indent=2, default=str))
-    console.print(f"wrote {out / 'outcomes.json'}")
+    console.print(f"wrote {write_results('outcomes.json', res)}")
 
 
 if __name__ == "__main__":

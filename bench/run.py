@@ -25,6 +25,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from bench import write_results
 from bench.ceilings import bare_produce_consume
 from helios_pipeline.http_load import Pool
 from helios_pipeline.loadgen import Traffic, percentiles, run_load
@@ -229,7 +230,7 @@ def main() -> None:
             rows.append((f"validation: {name}", f"{c['us']:.2f} µs/request",
                          f"orjson.loads {ceiling:.2f} µs ({c['x_parse']:.1f}×)", ""))
     if args.validation_only:
-        _write_results(results, "validation.json")
+        write_results("validation.json", results)
         return
     proc, state, env = start_stack(args.home)
     eps = state["endpoints"]
@@ -353,13 +354,7 @@ def main() -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    _write_results(results, "latest.json")
-
-
-def _write_results(results: dict, name: str) -> None:
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / name).write_text(json.dumps(results, indent=2, default=str))
+    write_results("latest.json", results)
 
 
 async def offered_ndjson(url: str, bodies: list[bytes], rate: float, seconds: float) -> dict:

@@ -30,7 +30,6 @@ bench/results/warehouse.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -62,6 +61,7 @@ from rich.table import Table
 
 from assets.profiles import user_profiles
 from assets.warehouse import daily_stats, outcomes
+from bench import write_results
 from helios_pipeline.resources import DuckDBWarehouse, RedisResource
 from helios_pipeline.stack.servers import Server, start_redis, start_tansu
 from helios_pipeline.warehouse import schema, tables, transforms
@@ -788,10 +788,7 @@ def main() -> None:
                   + ", ".join(f"{k} {v['other_cpu_s']:.0f} CPU-s "
                               f"({v['other_share_of_machine']:.0%} of the machine)"
                               for k, v in contention.items()))
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "warehouse.json").write_text(json.dumps(results, indent=2, default=str))
-    console.print(f"wrote {out / 'warehouse.json'}")
+    console.print(f"wrote {write_results('warehouse.json', results)}")
 
 
 if __name__ == "__main__":

@@ -33,20 +33,15 @@ from helios_pipeline.api.models import (
 )
 from helios_pipeline.api.store import ResponseCache, Snapshot, SnapshotStore
 from ingest_services.common import docs_page
+from ingest_services.common.json_response import JSON
 from ingest_services.settings import ApiSettings, get_settings
 
 STATIC = Path(__file__).with_name("static")
 
 
-class JSON(Response):
-    """orjson-encoded answer. Handlers return it directly: the response models document the
-    shapes (and tests check them), but re-validating thousands of rows per call cost ~20 %
-    of a list or breakdown request (measured with py-spy in bench/api.py)."""
-
-    media_type = "application/json"
-
-    def render(self, content: object) -> bytes:
-        return orjson.dumps(content)
+# Handlers return JSON / encoded bytes directly: the response models document the shapes
+# (and tests check them), but re-validating thousands of rows per call cost ~20 % of a list
+# or breakdown request (py-spy in bench/api.py).
 REQUESTS = Counter("api_requests_total", "API requests", ["endpoint", "status"])
 LATENCY = Histogram("api_request_duration_seconds", "API answer time", ["endpoint"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5))

@@ -1,4 +1,4 @@
-"""Real servers on free 127.0.0.1 ports, for the tests and the benchmarks: Tansu, redis-server.
+"""Real servers on free 127.0.0.1 ports, and headless Chromium, for the tests and the benchmarks.
 
 Each starts on a free 127.0.0.1 port; whoever starts one stops it by PID (Server.stop).
 """
@@ -64,3 +64,18 @@ def wait_for(check, timeout: float = 20.0, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+# Debian's headless Chromium for the page tests and the dashboard benchmark. Never a browser
+# download of a test tool's own; without the background-networking flags it keeps trying to
+# reach Google on this offline machine.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def launch_chromium(playwright):
+    """A headless Chromium driven by playwright (``sync_playwright()`` handle)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=CHROMIUM_ARGS)

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from ingest_services.common import docs_page
+from ingest_services.common.json_response import JSON
 from ingest_services.gateway.core import GatewayCore, Reply
 from ingest_services.gateway.publisher import Publisher
 from ingest_services.gateway.schemas import (
@@ -35,15 +36,6 @@ from ingest_services.gateway.schemas import (
 from ingest_services.settings import GatewaySettings, get_settings
 
 log = logging.getLogger(__name__)
-
-
-class JSON(Response):
-    """orjson-encoded JSON: the fast codec DESIGN.md asks for, on every response."""
-
-    media_type = "application/json"
-
-    def render(self, content: object) -> bytes:
-        return orjson.dumps(content)
 
 
 def _to_response(reply: Reply) -> JSON:

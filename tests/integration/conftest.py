@@ -193,3 +193,19 @@ def api_empty_server(tmp_path_factory) -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Real headless Chromium (Debian's package; `.ci/run` installs it). Without it the page
+    tests report themselves skipped with that reason: they never pass without a browser."""
+    from helios_pipeline.stack.servers import CHROMIUM, launch_chromium
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = launch_chromium(pw)
+        yield b
+        b.close()

@@ -16,7 +16,6 @@ import json
 import shutil
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -24,10 +23,6 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".helios" / "artifacts"
 LOAD_TIMEOUT_MS = 20_000
 
@@ -70,18 +65,6 @@ def get(base: str, path: str, **params) -> tuple[object, dict[str, str]]:
     url = f"{base.rstrip('/')}{path}{'?' + query if query else ''}"
     with urllib.request.urlopen(url, timeout=30) as resp:
         return json.loads(resp.read()), {k.lower(): v for k, v in resp.headers.items()}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class Watched:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -29,10 +28,6 @@ from helios_pipeline.warehouse import schema, tables
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 DAY = date(2026, 3, 8)
 DAYS = [DAY - timedelta(days=7 - i) for i in range(8)]  # 7 previous days, then DAY
 EMPTY_HOURS = {3, 4, 5}  # no traffic in these hours of DAY
@@ -132,18 +127,6 @@ def kpi_cells(requests: int, bids: int, wins: int, clearing: float) -> list[str]
     """requests, bids, wins, bid rate, win rate, spend, eCPM as the report shows them."""
     return [count(requests), count(bids), count(wins), pct(bids / requests), pct(wins / bids),
             money(clearing / 1000), money(clearing / wins)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 # --- the tests -------------------------------------------------------------------------------
