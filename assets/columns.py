@@ -1,7 +1,10 @@
 """Dagster column schemas from the typed table rows (helios_pipeline/warehouse/tables.py):
-the asset catalog is the data dictionary, and it cannot drift from the DDL."""
+the asset catalog is the data dictionary, and it cannot drift from the DDL; and the
+freshness every table materialisation reports."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -21,3 +24,15 @@ def column_schema(row: type[tables.Table]) -> dg.TableSchema:
 def schema_metadata(row: type[tables.Table]) -> dict:
     """``metadata=`` for an asset definition: its table name and column schema."""
     return {"dagster/column_schema": column_schema(row), "dagster/table_name": row.__table__}
+
+
+def freshness(newest: datetime | None) -> dict:
+    """Materialisation metadata saying how fresh the data is: the newest row's event time
+    and how far it is behind the wall clock when the materialisation was recorded."""
+    if newest is None:
+        return {"newest_row_at": "no rows"}
+    if newest.tzinfo is None:  # DuckDB TIMESTAMPTZ comes back aware; be safe with naive
+        newest = newest.replace(tzinfo=UTC)
+    lag = max(0.0, (datetime.now(UTC) - newest).total_seconds())
+    return {"newest_row_at": dg.MetadataValue.timestamp(newest),
+            "data_lag_seconds": round(lag, 1)}

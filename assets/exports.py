@@ -5,18 +5,18 @@ Analysts never open the warehouse a run is writing: they open ``helios.duckdb`` 
 export directory, whose views read the Parquet files. Every file is written to a temporary
 name and renamed into place, so an analyst reads either the old file or the new one, whole.
 
-Kept fresh by the ``ingest_outcomes`` job (helios_pipeline/jobs.py), which runs this asset
-with ``only_changed``: it rewrites only the days whose rows differ from the warehouse
-(typically today), at most every ``HELIOS_EXPORT_REFRESH_S`` seconds, and materialises
-nothing when the export is current: an idle warehouse gets no new export.
+Kept fresh by Dagster's declarative automation (helios_pipeline/automation.py): after the warehouse
+changed, at most once per ``HELIOS_EXPORT_REFRESH_S`` (a cron of ``*/5`` by default). A run
+rewrites only the days whose rows differ from the warehouse (typically today) and
+materialises nothing when the export is current; an idle warehouse starts no run at all.
 """
 
-import time
 from pathlib import Path
 
 import dagster as dg
 
 from assets.warehouse import daily_stats, outcomes
+from helios_pipeline.automation import EXPORTS_CRON, follow_upstream
 from helios_pipeline.resources import DuckDBWarehouse, PathsResource
 from helios_pipeline.warehouse.exports import export, stale_days
 
@@ -24,19 +24,7 @@ from helios_pipeline.warehouse.exports import export, stale_days
 class ExportConfig(dg.Config):
     out_dir: str | None = None  # default: the `paths` resource
     days: list[str] | None = None  # YYYY-MM-DD; None: every day
-    only_changed: bool = False  # only the days that differ, at most every refresh_s
-    refresh_s: float | None = None  # default: HELIOS_EXPORT_REFRESH_S (300)
-
-
-def refresh_interval(config: ExportConfig) -> float:
-    if config.refresh_s is not None:
-        return config.refresh_s
-    from ingest_services.settings import Settings, load_settings
-
-    try:
-        return load_settings().export_refresh_s
-    except Exception:  # a bad unrelated HELIOS_* variable must not stop the exports
-        return Settings.model_fields["export_refresh_s"].default
+    only_changed: bool = True  # only the days that differ from the warehouse (False: rewrite)
 
 
 @dg.asset(
@@ -44,18 +32,15 @@ def refresh_interval(config: ExportConfig) -> float:
     kinds={"parquet", "duckdb"},
     deps=[outcomes, daily_stats],
     output_required=False,  # only_changed: no materialisation when nothing changed
+    automation_condition=follow_upstream(EXPORTS_CRON),
     description="Parquet per table and day of outcomes and daily_stats + a read-only "
-                "DuckDB file; refreshed after ingest (changed days only)",
+                "DuckDB file; follows the warehouse (changed days only, at most every "
+                "HELIOS_EXPORT_REFRESH_S)",
 )
 def analyst_exports(context: dg.AssetExecutionContext, config: ExportConfig,
                     warehouse: DuckDBWarehouse, paths: PathsResource):
     out = Path(config.out_dir or paths.exports_dir)
     views = out / "helios.duckdb"
-    if config.only_changed and views.exists():
-        age = time.time() - views.stat().st_mtime
-        if age < refresh_interval(config):
-            context.log.info(f"exports refreshed {age:.0f}s ago: skipped")
-            return
     with warehouse.connect(read_only=True) as con:
         days = config.days
         if config.only_changed:
@@ -64,11 +49,14 @@ def analyst_exports(context: dg.AssetExecutionContext, config: ExportConfig,
                 context.log.info("exports match the warehouse: nothing to do")
                 return
         counts = export(con, out, days=days)
+        total = con.execute("SELECT count(*) FROM read_parquet(?)",  # footers only: cheap
+                            [str(out / "outcomes" / "*.parquet")]).fetchall()[0][0]
     yield dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(out.resolve())),
             "duckdb_file": dg.MetadataValue.path(str(views.resolve())),
             "days_written": ", ".join(days) if days is not None else "all",
-            **counts,
+            "dagster/row_count": total,  # outcomes rows in the whole export
+            **counts,  # rows written by this run
         }
     )

@@ -7,10 +7,13 @@ and offsets together; the sensor in ``sensors/`` asks for runs when the topic mo
 
 import dagster as dg
 
-from assets.columns import schema_metadata
+from assets.columns import freshness, schema_metadata
 from helios_pipeline.resources import DuckDBWarehouse, KafkaResource
 from helios_pipeline.warehouse import tables
-from helios_pipeline.warehouse.ingest import ingest_topic
+from helios_pipeline.warehouse.ingest import ingest_topic, stored_offsets
+
+TIME_COLUMN = {"bid_requests": "received_at", "bid_responses": "bid_at",
+               "auction_outcomes": "decided_at"}
 
 
 class IngestConfig(dg.Config):
@@ -38,15 +41,19 @@ def _ingest_asset(table: str, description: str) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             res = ingest_topic(con, kafka.reader_conf(f"dagster-ingest-{table}"), topic, table,
                                config.max_messages, config.idle_seconds)
-            total = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            total, newest = con.execute(
+                f"SELECT count(*), max({TIME_COLUMN[table]}) FROM {table}").fetchall()[0]
+            offsets = stored_offsets(con, topic)  # every partition, not only this batch's
         context.log.info(f"{table}: {res.messages} messages → {res.inserted} new rows")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": total,
             "messages_read": res.messages,
             "rows_inserted": res.inserted,
             "rejected_messages": res.rejected,
-            "next_offsets": dg.MetadataValue.json({str(k): v for k, v in res.offsets.items()}),
-        })
+            # what the outcome sensor compares with the watermarks to know it is idle
+            "next_offsets": dg.MetadataValue.json({str(k): v for k, v in offsets.items()}),
+            **freshness(newest),
+        }, data_version=dg.DataVersion(str(sum(offsets.values()))))
 
     return _asset
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.warehouse import daily, daily_stats
+from assets.warehouse import daily_stats
+from helios_pipeline.automation import daily
 from helios_pipeline.reporting import daily as report
 from helios_pipeline.resources import DuckDBWarehouse, PathsResource
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.warehouse import daily, daily_stats, outcomes
+from assets.warehouse import daily_stats, outcomes
+from helios_pipeline.automation import STATS_CRON, daily, follow_upstream
 from helios_pipeline.resources import DuckDBWarehouse, PathsResource, PostgresResource
 from helios_pipeline.serving.snapshot import publish
 from helios_pipeline.warehouse import tables
@@ -24,6 +25,7 @@ DDL = tables.ddl(tables.DailyStatsRow, "postgres")  # the same row as the DuckDB
     kinds={"postgres"},
     deps=[daily_stats],
     partitions_def=daily,
+    automation_condition=follow_upstream(STATS_CRON),  # in the same run as daily_stats
     description="daily_stats mirrored into PostgreSQL for concurrent readers",
 )
 def serving_daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse,
@@ -61,4 +63,4 @@ def serving_snapshot(warehouse: DuckDBWarehouse, paths: PathsResource) -> dg.Mat
         "as_of": pub.as_of or "no data",
         "publish_seconds": round(pub.seconds, 3),
         "path": dg.MetadataValue.path(str(pub.path)),
-    })
+    }, data_version=dg.DataVersion(f"{pub.rows}:{pub.as_of or ''}"))

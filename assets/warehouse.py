@@ -3,12 +3,11 @@
 
 import dagster as dg
 
-from assets.columns import schema_metadata
+from assets.columns import freshness, schema_metadata
+from helios_pipeline.automation import STATS_CRON, daily, follow_upstream
 from helios_pipeline.resources import DuckDBWarehouse
 from helios_pipeline.warehouse import schema, tables
 from helios_pipeline.warehouse.ingest import ensure_schema
-
-daily = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC", end_offset=1)
 
 
 @dg.asset(
@@ -28,14 +27,17 @@ def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     and the ``ingest_outcomes`` job keep their meaning."""
     with warehouse.connect() as con:
         ensure_schema(con)  # raw, offsets, outcomes + pending tables; no-op when current
-        n, won = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE outcome = 'won') FROM outcomes"
-        ).fetchall()[0]
+        n, won, newest, last_rid = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE outcome = 'won'), max(decided_at), "
+            "max(rid) FROM outcomes").fetchall()[0]
         waiting = con.execute(
             f"SELECT count(*) FROM {schema.PENDING['auction_outcomes']}").fetchall()[0][0]
+    # the data version says whether anything changed: a run that added nothing leaves
+    # daily_stats, the exports and the snapshot in sync instead of marking them unsynced
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n, "wins": won,
-        "awaiting_request_or_response": waiting})
+        "awaiting_request_or_response": waiting, **freshness(newest)},
+        data_version=dg.DataVersion(f"{n}:{last_rid or ''}"))
 
 
 @dg.asset(
@@ -44,6 +46,7 @@ def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     pool="duckdb_writer",
     deps=[outcomes],
     partitions_def=daily,
+    automation_condition=follow_upstream(STATS_CRON),  # today's partition follows ingest
     description="Per day, hour, domain, segment and media: counts, sums and KPIs",
     metadata=schema_metadata(tables.DailyStatsRow),
 )
@@ -60,6 +63,8 @@ def daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
             "SELECT count(*), coalesce(sum(requests), 0), coalesce(sum(bids), 0), "
             "coalesce(sum(wins), 0), coalesce(sum(spend_usd), 0) FROM daily_stats WHERE day = ?",
             [day]).fetchall()[0]
+        newest = con.execute("SELECT max(decided_at) FROM outcomes WHERE day = ?",
+                             [day]).fetchall()[0][0]
     return dg.MaterializeResult(metadata={
         "dagster/row_count": rows,
         "requests": req,
@@ -67,4 +72,5 @@ def daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
         "wins": wins,
         "win_rate": round(wins / bids, 4) if bids else 0.0,
         "spend_usd": round(spend, 4),
+        **freshness(newest),  # the newest outcome the partition counts
     })

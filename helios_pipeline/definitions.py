@@ -20,9 +20,7 @@ from helios_pipeline.jobs import (
     daily_stats_job,
     ingest_job,
     observe_topics_job,
-    observe_topics_schedule,
     report_job,
-    todays_stats_schedule,
 )
 from helios_pipeline.resources import (
     DuckDBWarehouse,
@@ -31,7 +29,8 @@ from helios_pipeline.resources import (
     PostgresResource,
     RedisResource,
 )
-from sensors.outcome_topic import log_run_failures, outcome_topic_sensor
+from sensors.alerts import alert_on_check_failure, alert_on_run_failure
+from sensors.outcome_topic import outcome_topic_sensor
 
 defs = dg.Definitions(
     assets=[
@@ -41,8 +40,14 @@ defs = dg.Definitions(
     ],
     asset_checks=dg.load_asset_checks_from_modules([assets.checks]),
     jobs=[ingest_job, daily_stats_job, report_job, observe_topics_job],
-    schedules=[daily_report_schedule, todays_stats_schedule, observe_topics_schedule],
-    sensors=[outcome_topic_sensor, log_run_failures],
+    schedules=[daily_report_schedule],  # the only clock: everything else follows data
+    sensors=[outcome_topic_sensor, alert_on_run_failure, alert_on_check_failure,
+             # declarative automation (helios_pipeline/automation.py): evaluated in the
+             # daemon, a run only when an asset's condition holds
+             dg.AutomationConditionSensorDefinition(
+                 "helios_automation", target=dg.AssetSelection.all(),
+                 default_status=dg.DefaultSensorStatus.RUNNING,
+                 minimum_interval_seconds=30)],
     resources={
         "kafka": KafkaResource(
             bootstrap_servers=dg.EnvVar("HELIOS_KAFKA_BOOTSTRAP"),

@@ -5,13 +5,15 @@ import dagster as dg
 
 ingest_job = dg.define_asset_job(
     "ingest_outcomes",
-    selection=dg.AssetSelection.assets("bid_requests", "bid_responses", "auction_outcomes",
-                                       "outcomes", "serving_snapshot", "analyst_exports"),
-    description="Topics → raw tables → outcomes (exactly once) → the API's serving snapshot "
-                "and the analyst exports' changed days (at most every HELIOS_EXPORT_REFRESH_S)",
-    # the exports follow ingest: only days that differ from the warehouse, throttled, and
-    # no materialisation at all when they match (an idle warehouse writes nothing)
-    config={"ops": {"analyst_exports": {"config": {"only_changed": True}}}},
+    # the topics are observed in the same run, just before they are read: the raw tables
+    # record the offsets they caught up with, so a later observation marks them unsynced
+    # only when the topic really moved past them (a 5-minute observation schedule did it
+    # after every run, for nothing)
+    selection=dg.AssetSelection.key_prefixes(["topics"], include_sources=True)
+    | dg.AssetSelection.assets("bid_requests", "bid_responses", "auction_outcomes",
+                               "outcomes", "serving_snapshot"),
+    description="Topic offsets → raw tables → outcomes (exactly once) → the API's serving "
+                "snapshot. daily_stats and the analyst exports follow by automation.",
 )
 
 daily_stats_job = dg.define_asset_job(
@@ -28,32 +30,22 @@ report_job = dg.define_asset_job(
 
 @dg.schedule(job=report_job, cron_schedule="15 0 * * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.RUNNING)
-def daily_report_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def daily_report_schedule(context: dg.ScheduleEvaluationContext
+                          ) -> dg.RunRequest | dg.SkipReason:
     """Shortly after midnight UTC: yesterday's stats, report and exports."""
     from datetime import timedelta
 
+    from helios_pipeline.automation import PARTITIONS_START
+
     day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")
+    if day < PARTITIONS_START:
+        return dg.SkipReason(f"{day} is before the first partition ({PARTITIONS_START})")
     return dg.RunRequest(run_key=f"report-{day}", partition_key=day)
-
-
-@dg.schedule(job=daily_stats_job, cron_schedule="*/5 * * * *", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.RUNNING)
-def todays_stats_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Keeps today's partition fresh every 5 minutes."""
-    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    stamp = context.scheduled_execution_time.strftime("%H%M")
-    return dg.RunRequest(run_key=f"stats-{day}-{stamp}", partition_key=day)
 
 
 observe_topics_job = dg.define_asset_job(
     "observe_streams",  # not "observe_topics": that is the observable asset's op
     selection=dg.AssetSelection.key_prefixes(["topics"], include_sources=True),
-    description="Record end offsets and consumer lag of the topics",
+    description="Record end offsets and consumer lag of the topics (also done by every "
+                "ingest run; this job is for a look on demand)",
 )
-
-
-@dg.schedule(job=observe_topics_job, cron_schedule="*/5 * * * *", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.RUNNING)
-def observe_topics_schedule():
-    """Topic offsets and lag on the asset pages, every 5 minutes."""
-    return dg.RunRequest()

@@ -12,6 +12,7 @@ the Dagster half may import the services' modules, never the reverse.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -162,6 +163,23 @@ class Settings(GatewaySettings, BidderSettings, AuctioneerSettings, ProfileSetti
     reports_dir: Path | None = Field(None, description="default HOME/reports")
     exports_dir: Path | None = Field(None, description="default HOME/exports")
     export_refresh_s: float = Field(300.0, ge=0, description="exports follow ingest, seconds")
+
+    # --- the Dagster code location ---
+    partitions_start: date | None = Field(
+        None, description="first day of the daily partitions (YYYY-MM-DD); helios up sets it "
+                          "to the first day of data")
+    stats_refresh_s: float = Field(300.0, ge=0, description="today's daily_stats follow "
+                                                            "ingest, seconds")
+    alert_webhook_url: str | None = Field(
+        None, description="run and check failures are posted here (Slack-compatible JSON)")
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (a Slack incoming webhook, "
+                             "for instance), or unset to disable alerts")
+        return v or None
 
     # --- embedded stack supervision ---
     restart_max: int = Field(5, ge=0, description="restarts allowed within restart_window_s")

@@ -3,15 +3,16 @@
 Tansu's high watermark is wrong in absolute terms (start of the last batch + 1) but it
 still moves when a batch lands, so the sensor compares watermarks with its cursor only to
 decide *whether* to ask for a run; the ingest asset itself reads from the offsets stored
-in the warehouse. A run is also requested at least every ``HEARTBEAT_S`` while data keeps
-arriving, so a watermark that fails to move never strands data. Run keys make each
-watermark state requested once; the ``duckdb_writer`` pool keeps runs from overlapping.
+in the warehouse. Idle means no runs: when the watermarks have not moved, a run is asked
+for again only if the last ingest has not caught up with them (its ``next_offsets``
+metadata is behind a watermark: a run failed, or was cancelled), at most every
+``RETRY_S``. Run keys make each watermark state requested once; the ``duckdb_writer`` pool
+keeps runs from overlapping.
 """
 
 
 import hashlib
 import json
-import logging
 import time
 
 import dagster as dg
@@ -20,8 +21,22 @@ from confluent_kafka import Consumer, TopicPartition
 from helios_pipeline.jobs import ingest_job
 from helios_pipeline.resources import KafkaResource
 
-HEARTBEAT_S = 300
-RUNS_LOG = logging.getLogger("helios.runs")
+RETRY_S = 60  # a behind-but-unmoving topic is retried this often, never an idle one
+
+
+def ingested_offsets(instance: dg.DagsterInstance) -> dict[str, int]:
+    """Next offset to read per partition, as the last ``auction_outcomes`` ingest left it."""
+    event = instance.get_latest_materialization_event(dg.AssetKey("auction_outcomes"))
+    mat = event.asset_materialization if event else None
+    if mat is None or "next_offsets" not in mat.metadata:
+        return {}
+    return {str(p): int(o) for p, o in mat.metadata["next_offsets"].value.items()}
+
+
+def unread(marks: dict[str, int], ingested: dict[str, int]) -> int:
+    """Messages below the watermarks that the last ingest had not read (a lower bound:
+    Tansu's watermark is itself one)."""
+    return sum(max(0, mark - ingested.get(p, 0)) for p, mark in marks.items())
 
 
 def topic_watermarks(kafka: KafkaResource, topic: str) -> dict[str, int]:
@@ -47,22 +62,14 @@ def outcome_topic_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResour
     cursor = json.loads(context.cursor) if context.cursor else {}
     now = time.time()
     moved = marks != cursor.get("marks")
-    stale = now - cursor.get("requested_at", 0) > HEARTBEAT_S and sum(marks.values()) > 0
-    if not moved and not stale:
-        return dg.SkipReason("no new data on the outcome topic")
+    if not moved:
+        behind = unread(marks, ingested_offsets(context.instance))
+        if not behind:
+            return dg.SkipReason("idle: the warehouse has caught up with the outcome topic")
+        if now - cursor.get("requested_at", 0) < RETRY_S:
+            return dg.SkipReason(f"{behind} messages not ingested yet; a run was requested "
+                                 f"less than {RETRY_S} s ago")
     key = hashlib.sha1(json.dumps(marks, sort_keys=True).encode()).hexdigest()[:16]
     context.update_cursor(json.dumps({"marks": marks, "requested_at": now}))
     suffix = "" if moved else f"-{int(now)}"
     return dg.RunRequest(run_key=f"ingest-{key}{suffix}", tags={"watermarks": json.dumps(marks)})
-
-
-@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)
-def log_run_failures(context: dg.RunFailureSensorContext) -> None:
-    """One structured line per failed run, for log shippers and alerting."""
-    run = context.dagster_run
-    line = json.dumps({
-        "event": "run_failed", "run_id": run.run_id, "job": run.job_name,
-        "tags": dict(run.tags), "error": context.failure_event.message,
-    })
-    RUNS_LOG.error(line)  # the daemon's log stream, for shippers and alerting
-    context.log.error(line)  # the sensor's tick log in the UI

@@ -29,6 +29,8 @@ SHARED_INSTANCE: dict = {
         "pools": {"default_limit": 1},  # duckdb_writer: DuckDB allows one writing process
     },
     "telemetry": {"enabled": False},
+    # no "Join the Dagster community" dialog on a first visit of the UI (#11)
+    "nux": {"enabled": False},
 }
 
 HEADER = "# Written by `helios up`: the embedded default's Dagster instance (SQLite storage).\n"

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from helios_pipeline.stack import binaries, probes
@@ -97,6 +98,24 @@ def check_ports(s: Settings) -> None:
                              f"stop what holds it or choose another with {flag} or {env}")
 
 
+def first_day_of_data(warehouse: Path) -> date | None:
+    """The first ``day`` in an existing warehouse's ``outcomes``, or None."""
+    if not warehouse.exists():
+        return None
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return con.execute("SELECT min(day) FROM outcomes").fetchall()[0][0]
+    except duckdb.Error:  # no outcomes table yet
+        return None
+    finally:
+        con.close()
+
+
 class Supervisor:
     def __init__(self, s: Settings, log: Callable[[str], None] = print) -> None:
         self.s = s
@@ -133,9 +152,26 @@ class Supervisor:
             env["HELIOS_POSTGRES_DSN"] = self.eps["postgres_dsn"]
         for attr in PORT_FLAGS:
             env["HELIOS_" + attr.upper()] = str(getattr(self.s, attr))
+        env["HELIOS_PARTITIONS_START"] = self.partitions_start().isoformat()
         for name in ("partitions", "topic_requests", "topic_responses", "topic_outcomes"):
             env["HELIOS_" + name.upper()] = str(getattr(self.s, name))
         return env
+
+    def partitions_start(self) -> date:
+        """The first day of Dagster's daily partitions: HELIOS_PARTITIONS_START if set, else
+        the first day of data, kept in ``$HELIOS_HOME/partitions_start`` from the first
+        start of this home on (the first day in the warehouse, or today for a new one)."""
+        if self.s.partitions_start:
+            return self.s.partitions_start
+        kept = self.home / "partitions_start"
+        try:
+            return date.fromisoformat(kept.read_text().strip())
+        except (OSError, ValueError):
+            pass
+        first = first_day_of_data(self.s.warehouse) or datetime.now(UTC).date()
+        self.home.mkdir(parents=True, exist_ok=True)
+        kept.write_text(first.isoformat() + "\n")
+        return first
 
     def plan(self) -> list[Child]:
         s = self.s

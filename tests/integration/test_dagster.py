@@ -96,10 +96,17 @@ def test_definitions_load_with_every_asset_check_sensor_and_schedule():
     assert checks == {"outcomes_unique_keys", "outcomes_prices_valid",
                       "outcomes_account_for_every_imp", "daily_stats_rates_in_range",
                       "daily_stats_reconcile"}
-    assert {s.name for s in repo.sensor_defs} == {"outcome_topic_sensor", "log_run_failures"}
-    assert {s.name for s in repo.schedule_defs} == {"daily_report_schedule",
-                                                    "todays_stats_schedule",
-                                                    "observe_topics_schedule"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "outcome_topic_sensor", "alert_on_run_failure", "alert_on_check_failure",
+        "helios_automation"}
+    # idle means no runs: one clock (the daily report); the rest follows data
+    assert {s.name for s in repo.schedule_defs} == {"daily_report_schedule"}
+    automated = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()
+                 if repo.asset_graph.get(k).automation_condition is not None}
+    assert automated == {"daily_stats", "serving_daily_stats", "analyst_exports"}
+    ingest = defs.resolve_job_def("ingest_outcomes")  # observes the topics it reads
+    assert {k.to_user_string() for k in ingest.asset_layer.selected_asset_keys} >= {
+        "topics/auction_outcomes", "auction_outcomes", "outcomes", "serving_snapshot"}
     upstream = repo.asset_graph.get(dg.AssetKey("auction_outcomes")).parent_keys
     assert dg.AssetKey(["topics", "auction_outcomes"]) in upstream  # lineage from the stream
 
@@ -272,26 +279,37 @@ def test_daily_stats_rematerialisation_is_idempotent_and_checks_catch_planted_ro
 
 
 def test_outcome_sensor_requests_runs_only_when_the_topic_moves(settings, examples):
+    """Idle means no runs: a run when the watermarks move; when they do not, a retry only
+    while the last ingest is behind them (a failed run), never for a caught-up warehouse."""
+    from sensors.outcome_topic import RETRY_S, topic_watermarks
+
     rs = resources(settings, Path("unused.duckdb"))
-    ctx = dg.build_sensor_context(resources={"kafka": rs["kafka"]})
-    assert isinstance(outcome_topic_sensor(ctx), dg.SkipReason)  # empty topic: nothing to do
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor: str | None):
+        ctx = dg.build_sensor_context(instance=instance, resources={"kafka": rs["kafka"]},
+                                      cursor=cursor)
+        return outcome_topic_sensor(ctx), ctx.cursor
+
+    result, cursor = tick(None)
+    assert isinstance(result, dg.SkipReason)  # empty topic: nothing to do
     produce(settings, settings.topic_outcomes, [("k", b"{}")])
-    first = outcome_topic_sensor(ctx)
+    first, cursor = tick(cursor)
     assert isinstance(first, dg.RunRequest)
-    ctx = dg.build_sensor_context(resources={"kafka": rs["kafka"]}, cursor=ctx.cursor)
-    assert isinstance(outcome_topic_sensor(ctx), dg.SkipReason)  # same watermarks: once only
+    again, _ = tick(cursor)
+    assert isinstance(again, dg.SkipReason)  # same watermarks, requested just now: once only
+    long_ago = orjson.dumps({**orjson.loads(cursor), "requested_at": 0}).decode()
+    retry, _ = tick(long_ago)  # the run never ingested (it failed): asked again, once a minute
+    assert isinstance(retry, dg.RunRequest) and retry.run_key != first.run_key
+    assert RETRY_S <= 300
+    marks = topic_watermarks(rs["kafka"], settings.topic_outcomes)
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        "auction_outcomes", metadata={"next_offsets": dg.MetadataValue.json(marks)}))
+    idle, _ = tick(long_ago)  # the warehouse caught up: no run, however long it stays idle
+    assert isinstance(idle, dg.SkipReason) and "idle" in idle.skip_message
     produce(settings, settings.topic_outcomes, [("k2", b"{}")])
-    second = outcome_topic_sensor(ctx)
+    second, _ = tick(cursor)
     assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
-
-
-def test_todays_stats_schedule_refreshes_the_current_partition():
-    from helios_pipeline.jobs import todays_stats_schedule
-
-    ctx = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 11, 21, 13, 5, tzinfo=UTC))
-    req = todays_stats_schedule(ctx)
-    assert req.partition_key == "2026-11-21" and req.run_key == "stats-2026-11-21-1305"
 
 
 def test_daily_report_schedule_targets_yesterday():
@@ -299,6 +317,11 @@ def test_daily_report_schedule_targets_yesterday():
         scheduled_execution_time=datetime(2026, 11, 21, 0, 15, tzinfo=UTC))
     req = daily_report_schedule(ctx)
     assert req.partition_key == "2026-11-20" and req.run_key == "report-2026-11-20"
+    from helios_pipeline.automation import PARTITIONS_START
+
+    before = datetime.fromisoformat(PARTITIONS_START).replace(tzinfo=UTC)  # day 1's 00:15
+    early = daily_report_schedule(dg.build_schedule_context(scheduled_execution_time=before))
+    assert isinstance(early, dg.SkipReason)  # the day before the first partition: no run
 
 
 def test_topic_observation_reports_offsets_and_consumer_lag(settings, examples):
@@ -382,8 +405,42 @@ def test_serving_daily_stats_mirrors_a_partition_into_postgres_idempotently(
     assert all(abs(a[8] - b[8]) < 1e-9 for a, b in zip(served, duck, strict=True))
 
 
-def test_run_failure_sensor_logs_one_structured_line(caplog):
-    from sensors.outcome_topic import log_run_failures
+@pytest.fixture
+def webhook(monkeypatch):
+    """A real HTTP endpoint on 127.0.0.1 standing in for Slack: records every POSTed body."""
+    import http.server
+    import threading
+
+    from helios_pipeline.stack.probes import free_port
+
+    received: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(orjson.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HELIOS_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook")
+    yield received
+    server.shutdown()
+    server.server_close()
+
+
+def run_event(res: dg.ExecuteInProcessResult, kind: str):
+    return next(e for e in res.all_events if e.event_type_value == kind)
+
+
+def test_run_failure_alert_logs_one_structured_line_and_posts_to_the_webhook(caplog, webhook):
+    from sensors.alerts import alert_on_run_failure
 
     @dg.asset
     def broken():
@@ -392,13 +449,96 @@ def test_run_failure_sensor_logs_one_structured_line(caplog):
     with dg.DagsterInstance.ephemeral() as instance:
         res = dg.materialize([broken], instance=instance, raise_on_error=False)
         assert not res.success
-        failure = next(e for e in res.all_events if e.event_type_value == "PIPELINE_FAILURE")
         ctx = dg.build_run_status_sensor_context(
-            sensor_name="log_run_failures", dagster_event=failure, dagster_instance=instance,
-            dagster_run=res.dagster_run).for_run_failure()
+            sensor_name="alert_on_run_failure", dagster_event=run_event(res, "PIPELINE_FAILURE"),
+            dagster_instance=instance, dagster_run=res.dagster_run).for_run_failure()
         with caplog.at_level("ERROR"):
-            log_run_failures(ctx)
+            alert_on_run_failure(ctx)
     lines = [r.getMessage() for r in caplog.records if '"run_failed"' in r.getMessage()]
     assert len(lines) == 1
     record = orjson.loads(lines[0][lines[0].index("{"):])
     assert record["run_id"] == res.run_id and record["event"] == "run_failed"
+    assert len(webhook) == 1  # Slack-compatible: text for any webhook, blocks for Slack
+    msg = webhook[0]
+    assert res.run_id in msg["text"] and "failed" in msg["text"]
+    assert [b["type"] for b in msg["blocks"]] == ["header", "section"]
+
+
+def test_check_failure_alert_posts_failed_checks_only(webhook, monkeypatch):
+    from sensors.alerts import alert_on_check_failure
+
+    @dg.asset
+    def prices():
+        return 1
+
+    @dg.asset_check(asset=prices)
+    def prices_positive() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=PASSED[0], metadata={"bad_prices": 0 if PASSED[0] else 7})
+
+    PASSED = [True]
+    with dg.DagsterInstance.ephemeral() as instance:
+        def alert_for_run():
+            res = dg.materialize([prices, prices_positive], instance=instance)
+            assert res.success  # a non-blocking check fails without failing its run
+            ctx = dg.build_run_status_sensor_context(
+                sensor_name="alert_on_check_failure",
+                dagster_event=run_event(res, "PIPELINE_SUCCESS"), dagster_instance=instance,
+                dagster_run=res.dagster_run)
+            alert_on_check_failure(ctx)
+            return res
+
+        alert_for_run()
+        assert webhook == []  # every check passed: nothing to say
+        PASSED[0] = False
+        res = alert_for_run()
+    assert len(webhook) == 1
+    text = webhook[0]["text"]
+    assert "prices_positive" in text and "bad_prices" in text and res.run_id in text
+    monkeypatch.setenv("HELIOS_ALERT_WEBHOOK_URL", "slack.example")  # not a URL: one line
+    from ingest_services.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=r"HELIOS_ALERT_WEBHOOK_URL.*http"):
+        load_settings()
+
+
+def test_automation_refreshes_stats_and_exports_after_ingest_and_never_when_idle():
+    """The declarative automation that replaced the 5-minute schedules, evaluated by
+    Dagster's own evaluator against a real instance: today's daily_stats, its PostgreSQL
+    mirror and the exports run once a refresh tick has passed *and* outcomes changed, in
+    one tick together, once; an idle warehouse requests nothing, tick after tick."""
+    from datetime import timedelta
+
+    from helios_pipeline.automation import STATS_CRON
+
+    assert STATS_CRON == "*/5 * * * *"  # the default HELIOS_STATS_REFRESH_S=300
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    tick = now - timedelta(minutes=now.minute % 5)  # the last */5 tick
+    followers = [dg.AssetKey("daily_stats"), dg.AssetKey("serving_daily_stats"),
+                 dg.AssetKey("analyst_exports")]
+    with dg.DagsterInstance.ephemeral() as instance:
+        cursor = None
+
+        def evaluate(minutes: int) -> dict[dg.AssetKey, set]:
+            nonlocal cursor
+            res = dg.evaluate_automation_conditions(
+                defs=defs, instance=instance, cursor=cursor,
+                evaluation_time=tick + timedelta(minutes=minutes))
+            cursor = res.cursor
+            return {k: res.get_requested_partitions(k) for k in followers
+                    if res.get_requested_partitions(k)}
+
+        def ingest() -> None:
+            instance.report_runless_asset_event(dg.AssetMaterialization("outcomes"))
+
+        assert evaluate(1) == {}  # first look: nothing has happened
+        ingest()
+        assert evaluate(2) == {}  # changed, but no refresh tick since: wait for it
+        day = (tick + timedelta(minutes=6)).strftime("%Y-%m-%d")
+        assert evaluate(6) == {dg.AssetKey("daily_stats"): {day},  # today only, all 3 at once
+                               dg.AssetKey("serving_daily_stats"): {day},
+                               dg.AssetKey("analyst_exports"): {None}}
+        assert evaluate(7) == {}  # requested once
+        for minutes in (11, 16, 21, 26):  # idle: ticks pass, nothing changes, no runs
+            assert evaluate(minutes) == {}
+        ingest()
+        assert set(evaluate(31)) == set(followers)  # the next change, the next tick

@@ -1,9 +1,15 @@
 """The running Dagster webserver, driven over GraphQL as the UI drives it."""
 
+import json
+import re
+import time
+from datetime import UTC, datetime
+
 import dagster as dg
 import pytest
 
 from helios_pipeline.dagster_client import REPOSITORY, DagsterClient
+from helios_pipeline.stack.servers import wait_for
 from tests.integration.test_stack_e2e import Stack
 
 pytestmark = pytest.mark.integration
@@ -30,3 +36,106 @@ def test_launch_a_materialisation_over_graphql_and_read_its_metadata(tmp_path):
         log = (tmp_path / "logs" / f"{name}.log").read_text()
         assert "\x1b[" not in log, f"ANSI colour codes in {name}.log"
         assert "BetaWarning" not in log, f"beta warnings in {name}.log"
+
+
+UI_STATE = """
+{
+  shouldShowNux
+  assetNodes {
+    assetKey { path }
+    isMaterializable isPartitioned
+    staleStatus
+    staleCauses { reason key { path } }
+    partitionStats { numMaterialized numPartitions numFailed }
+    assetChecksOrError { ... on AssetChecks { checks { name
+      executionForLatestMaterialization { status } } } }
+  }
+  runsOrError { ... on Runs { results { runId jobName status } } }
+}"""
+ACTIVE = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
+
+
+def settle(client: DagsterClient, quiet_s: float, timeout: float) -> dict:
+    """Wait until no run is active and no new run has started for ``quiet_s`` seconds (more
+    than one automation tick and sensor interval): then Helios is idle, and must stay so."""
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    last_change = time.monotonic()
+    while True:
+        state = client._execute(UI_STATE)
+        runs = state["runsOrError"]["results"]
+        ids = {r["runId"] for r in runs}
+        if ids != seen or any(r["status"] in ACTIVE for r in runs):
+            seen, last_change = ids, time.monotonic()
+        if time.monotonic() - last_change >= quiet_s:
+            return state
+        assert time.monotonic() < deadline, (
+            f"still starting runs {timeout:.0f} s after the data stopped: "
+            f"{[(r['jobName'], r['status']) for r in runs[:10]]}")
+        time.sleep(5)
+
+
+def test_after_a_run_the_dagster_ui_is_green_and_an_idle_stack_starts_no_runs(tmp_path,
+                                                                               browser):
+    """#11: what a data engineer sees after traffic has been ingested and the day's report
+    built: no asset unsynced or missing, partitions that start where the data starts
+    (1 of 1 filled, not 334 missing), no failed run or check, no community dialog; and then,
+    with nothing arriving, no runs at all."""
+    from tests.integration.test_stack_e2e import helios
+
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    stack = Stack(tmp_path, HELIOS_DAGSTER="true", HELIOS_STATS_REFRESH_S="60",
+                  HELIOS_EXPORT_REFRESH_S="60")
+    try:
+        state = stack.wait_ready()
+        ui = state["endpoints"]["dagster_ui"]
+        assert (tmp_path / "partitions_start").read_text().strip() == today  # a new home
+        client = DagsterClient.from_url(ui)
+        location = client.wait_for_location()
+        run_id = client.submit_job_execution(
+            "__ASSET_JOB", repository_location_name=location, repository_name=REPOSITORY,
+            asset_selection=["user_profiles"],
+            run_config={"ops": {"user_profiles": {"config": {"users": 200, "seed": 3}}}})
+        assert client.wait_for_run(run_id, timeout=180) == dg.DagsterRunStatus.SUCCESS
+        load = helios(stack.env, "load", "--rate", "100", "--duration", "3", "--users", "200")
+        assert load.returncode == 0, load.stderr
+        audit = helios(stack.env, "audit", "--json", "--wait", "60")
+        total = json.loads(audit.stdout.strip().splitlines()[-1])["outcomes"]["total"]
+        assert total > 0
+        assert wait_for(lambda: ((client.latest_materialization(["outcomes"]) or {})
+                                 .get("metadata", {}).get("dagster/row_count")) == total, 180)
+        run_id = client.submit_job_execution(  # the day's report, as `make demo` ends
+            "daily_report", repository_location_name=location, repository_name=REPOSITORY,
+            tags={"dagster/partition": today})
+        assert client.wait_for_run(run_id, timeout=300) == dg.DagsterRunStatus.SUCCESS
+
+        ui_state = settle(client, quiet_s=90, timeout=300)  # idle: no runs for 90 s
+        assert ui_state["shouldShowNux"] is False
+        assert [r for r in ui_state["runsOrError"]["results"] if r["status"] != "SUCCESS"] == []
+        for node in ui_state["assetNodes"]:
+            name = "/".join(node["assetKey"]["path"])
+            if not node["isMaterializable"]:
+                continue
+            if node["isPartitioned"]:
+                stats = node["partitionStats"]
+                assert stats == {"numMaterialized": 1, "numPartitions": 1, "numFailed": 0}, name
+            else:
+                assert node["staleStatus"] == "FRESH", (name, node["staleCauses"])
+            for check in (node["assetChecksOrError"] or {}).get("checks", []):
+                execution = check["executionForLatestMaterialization"]
+                assert execution is None or execution["status"] == "SUCCEEDED", (name, check)
+
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for group in ("profiles", "streams", "warehouse", "serving", "exports", "reporting"):
+            page.goto(f"{ui}/locations/{location}/asset-groups/{group}",
+                      wait_until="networkidle")
+            page.wait_for_selector("text=Latest event", timeout=60_000)
+            page.wait_for_timeout(1_500)  # the community dialog would open after 1 s
+            page.screenshot(path=str(tmp_path / f"dagster-{group}.png"))
+            text = page.inner_text("body")
+            for bad in ("Unsynced", "Never materialized", "Failed", "Join the Dagster community"):
+                assert bad not in text, (group, bad)
+            filled = re.findall(r"\d+% filled", text)
+            assert set(filled) <= {"100% filled"}, (group, filled)
+    finally:
+        assert stack.stop() == 0
