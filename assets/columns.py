@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from helios_pipeline.warehouse import tables
+from helios_pipeline.warehouse.glossary import COLUMNS
 
 
 def column_schema(row: type[tables.Table]) -> dg.TableSchema:
     key = set(row.__key__)
     return dg.TableSchema(columns=[
-        dg.TableColumn(name, sql, description="primary key" if name in key else None,
+        dg.TableColumn(name, sql, description=COLUMNS[name] + (" (primary key)" if name in key
+                                                               else ""),
                        constraints=dg.TableColumnConstraints(nullable=nullable,
                                                              unique=False))
         for name, sql, nullable in tables.columns(row)
