@@ -6,8 +6,9 @@ decide *whether* to ask for a run; the ingest asset itself reads from the offset
 in the warehouse. Idle means no runs: when the watermarks have not moved, a run is asked
 for again only if the last ingest has not caught up with them (its ``next_offsets``
 metadata is behind a watermark: a run failed, or was cancelled), at most every
-``RETRY_S``. Run keys make each watermark state requested once; the ``duckdb_writer`` pool
-keeps runs from overlapping.
+``RETRY_S``. While an ingest run is still queued no other is requested (it will read
+whatever arrived meanwhile), so a burst of traffic does not pile up runs waiting for the
+``duckdb_writer`` pool. Run keys make each watermark state requested once.
 """
 
 
@@ -62,6 +63,11 @@ def outcome_topic_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResour
     cursor = json.loads(context.cursor) if context.cursor else {}
     now = time.time()
     moved = marks != cursor.get("marks")
+    waiting = context.instance.get_run_ids(dg.RunsFilter(
+        job_name=ingest_job.name, statuses=[dg.DagsterRunStatus.QUEUED,
+                                            dg.DagsterRunStatus.NOT_STARTED]), limit=1)
+    if waiting:  # it has not read yet: it will take these messages too (cursor unchanged)
+        return dg.SkipReason(f"ingest run {waiting[0]} is queued and will read this data")
     if not moved:
         behind = unread(marks, ingested_offsets(context.instance))
         if not behind:

@@ -3,6 +3,7 @@
 import multiprocessing
 import os
 import random
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -308,6 +309,12 @@ def test_outcome_sensor_requests_runs_only_when_the_topic_moves(settings, exampl
     idle, _ = tick(long_ago)  # the warehouse caught up: no run, however long it stays idle
     assert isinstance(idle, dg.SkipReason) and "idle" in idle.skip_message
     produce(settings, settings.topic_outcomes, [("k2", b"{}")])
+    queued = instance.add_run(dg.DagsterRun(  # an ingest run still waiting for the pool
+        job_name="ingest_outcomes", run_id=uuid.uuid4().hex,
+        status=dg.DagsterRunStatus.NOT_STARTED))
+    behind_queue, _ = tick(cursor)
+    assert isinstance(behind_queue, dg.SkipReason) and queued.run_id in behind_queue.skip_message
+    instance.report_run_canceled(queued)
     second, _ = tick(cursor)
     assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
 
