@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import psutil
+
 from helios_pipeline.stack import binaries, probes
 from ingest_services.settings import Settings
 
@@ -114,6 +116,42 @@ def first_day_of_data(warehouse: Path) -> date | None:
         return None
     finally:
         con.close()
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every process below ``pid`` now (children of children included)."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop_all(procs: list[psutil.Process], grace: float) -> list[str]:
+    """SIGTERM what is still alive of ``procs``, SIGKILL it after ``grace`` s; returns a
+    description of each process that had to be stopped (none when the parent's own shutdown
+    took its children with it). Grandchildren do not get the parent-death signal, and a
+    Dagster code server or multiprocessing's resource tracker can outlive its parent."""
+    alive = [p for p in procs if _alive(p)]
+    if not alive:
+        return []
+    names = []
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            names.append(f"{p.name()} (pid {p.pid})")
+            p.terminate()
+    _, still = psutil.wait_procs(alive, timeout=grace)
+    for p in still:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(still, timeout=grace)
+    return names
 
 
 class Supervisor:
@@ -345,6 +383,7 @@ class Supervisor:
             proc = child.proc
             if proc is None or proc.poll() is not None:
                 continue
+            spawned = descendants(proc.pid)  # Dagster's code servers and run workers, …
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(grace)
@@ -355,6 +394,9 @@ class Supervisor:
             code = proc.returncode
             self.log(f"stopped {child.name}" if code in (0, -signal.SIGTERM)
                      else f"stopped {child.name} (exit code {code})")
+            if left := stop_all(spawned, grace=5.0):  # what its own shutdown left behind
+                self.log(f"stopped {len(left)} process(es) {child.name} left running: "
+                         f"{', '.join(left)}")
             if child.name == "redis" and self.postgres is not None:  # services are down
                 self.postgres.cleanup()
                 self.postgres = None

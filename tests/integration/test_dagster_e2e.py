@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 import dagster as dg
+import psutil
 import pytest
 
 from helios_pipeline.dagster_client import REPOSITORY, DagsterClient
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 def test_launch_a_materialisation_over_graphql_and_read_its_metadata(tmp_path):
     stack = Stack(tmp_path, HELIOS_DAGSTER="true")
+    tree: list[psutil.Process] = []
     try:
         state = stack.wait_ready()
         client = DagsterClient.from_url(state["endpoints"]["dagster_ui"])
@@ -30,8 +32,19 @@ def test_launch_a_materialisation_over_graphql_and_read_its_metadata(tmp_path):
         assert mat["run_id"] == run_id
         assert mat["metadata"]["dagster/row_count"] == 1500
         assert mat["metadata"]["seed"] == 3
+        # #9: stopped while Dagster is busy, nothing it started outlives it (its code
+        # servers, the run's worker and multiprocessing's resource tracker did)
+        busy = client.submit_job_execution(
+            "__ASSET_JOB", repository_location_name=location, repository_name=REPOSITORY,
+            asset_selection=["user_profiles"],
+            run_config={"ops": {"user_profiles": {"config": {"users": 400_000, "seed": 4}}}})
+        assert wait_for(lambda: client.get_run_status(busy) == dg.DagsterRunStatus.STARTED, 60)
+        tree = psutil.Process(stack.proc.pid).children(recursive=True)
+        assert len(tree) > 8  # services, broker, Redis, webserver, daemon, code servers, run
     finally:
         assert stack.stop() == 0
+    _, alive = psutil.wait_procs(tree, timeout=10)
+    assert [(p.pid, p.name()) for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
     for name in ("dagster-webserver", "dagster-daemon"):  # #11: readable, quiet log files
         log = (tmp_path / "logs" / f"{name}.log").read_text()
         assert "\x1b[" not in log, f"ANSI colour codes in {name}.log"
