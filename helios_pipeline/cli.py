@@ -306,6 +306,9 @@ def load(
         help="Follow the 24-hour traffic curve (docs/traffic.md): 'clock' (this hour's "
              "level; the count differs from rate × duration) or 'day' (a whole day squeezed "
              "into the run); default: a flat rate")] = None,
+    batch: Annotated[int, typer.Option(
+        min=1, max=10_000, help="Requests per HTTP call: 1 posts each to /bid; N > 1 sends "
+                                "NDJSON bodies of N requests to /bids")] = 1,
 ) -> None:
     """Send a realistic mix of bid requests at a steady open-loop rate."""
     from helios_pipeline.loadgen import Traffic, read_corpus, run_load
@@ -322,10 +325,12 @@ def load(
         raise fail(f"--corpus: {exc}") from None
     traffic = Traffic(users, seed, files)
     with progress() as bar:
-        task = bar.add_task(f"POST {target}/bid @ {rate:g}/s", total=int(rate * duration))
+        how = "/bid" if batch == 1 else f"/bids (NDJSON × {batch})"
+        task = bar.add_task(f"POST {target}{how} @ {rate:g}/s", total=int(rate * duration))
         report = asyncio.run(run_load(
             target, rate, duration, traffic, connections,
-            progress=lambda done, total: bar.update(task, completed=done), diurnal=diurnal))
+            progress=lambda done, total: bar.update(task, completed=done), diurnal=diurnal,
+            batch=batch))
     if report.sent and report.statuses.get("error", 0) == report.sent:
         raise fail(f"no request reached the gateway at {target} (from {source}): "
                    f"is `helios up` running?")

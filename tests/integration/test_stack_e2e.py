@@ -110,10 +110,18 @@ def test_stack_runs_the_examples_and_traffic_with_nothing_lost_or_doubled(stack,
     second = json.loads(more.communicate(timeout=60)[0])
     assert second["accepted"] == 1200
 
+    # #10: the same traffic as NDJSON bodies to /bids, counted per request
+    batched = helios(stack.env, "load", "--rate", "300", "--duration", "2", "--batch", "50",
+                     "--users", "2000", "--json")
+    assert batched.returncode == 0, batched.stderr
+    third = json.loads(batched.stdout)
+    assert third["accepted"] == third["sent"] == 600
+    assert third["errors"] == 0 and third["rejected"] == 0 and third["statuses"] == {"200": 12}
+
     audit = helios(stack.env, "audit", "--json", "--wait", "60")
     rep = json.loads(audit.stdout)
     assert audit.returncode == 0, audit.stdout + audit.stderr
-    assert rep["accepted"] == 2400
+    assert rep["accepted"] == 3000
     assert rep["missing"] == 0 and rep["duplicated"] == 0
     assert rep["outcomes"]["total"] == rep["imps"]
     assert rep["dead_letters"] == 0
