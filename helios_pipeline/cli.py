@@ -159,6 +159,22 @@ def logs(
 
 
 # ------------------------------------------------------------------------------- up
+REPLICATED = ("bidder", "auctioneer")
+
+
+def parse_replicas(text: str) -> dict[str, int]:
+    """``bidder=2,auctioneer=3`` → ``{"bidder": 2, "auctioneer": 3}``; one-line errors."""
+    counts: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep or name not in REPLICATED or not value.strip().isdigit() \
+                or not 1 <= int(value) <= 16:
+            raise fail(f"--replicas {text!r}: write SERVICE=N[,SERVICE=N] with SERVICE one of "
+                       f"{', '.join(REPLICATED)} and N from 1 to 16, e.g. bidder=2,auctioneer=2")
+        counts[name] = int(value)
+    return counts
+
+
 @app.command()
 def up(
     kafka_port: Annotated[int | None, typer.Option(help="Broker port [HELIOS_KAFKA_PORT]")] = None,
@@ -183,15 +199,23 @@ def up(
     partitions: Annotated[int | None, typer.Option(
         help="Partitions per topic [HELIOS_PARTITIONS]")] = None,
     home: Annotated[Path | None, typer.Option(help="State directory [HELIOS_HOME]")] = None,
+    gateway_workers: Annotated[int | None, typer.Option(
+        help="Gateway worker processes [HELIOS_GATEWAY_WORKERS]")] = None,
+    replicas: Annotated[str | None, typer.Option(
+        help="Consumers per group, e.g. bidder=2,auctioneer=2 [HELIOS_BIDDER_REPLICAS, "
+             "HELIOS_AUCTIONEER_REPLICAS]")] = None,
 ) -> None:
     """Run the whole streaming platform on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
     from helios_pipeline.stack.supervisor import StackError, Supervisor
 
+    counts = parse_replicas(replicas) if replicas else {}
     s = _settings(kafka_port=kafka_port, redis_port=redis_port, profile_port=profile_port,
                   gateway_port=gateway_port, bidder_metrics_port=bidder_metrics_port,
                   auctioneer_metrics_port=auctioneer_metrics_port,
                   profile_metrics_port=profile_metrics_port, dagster_port=dagster_port,
-                  api_port=api_port, dagster=dagster, partitions=partitions, home=home)
+                  api_port=api_port, dagster=dagster, partitions=partitions, home=home,
+                  gateway_workers=gateway_workers,
+                  **{f"{name}_replicas": n for name, n in counts.items()})
     sup = Supervisor(s, log=lambda msg: console.print(f"[dim]helios up:[/] {msg}", highlight=False))
 
     def on_signal(signum: int, _frame: object) -> None:

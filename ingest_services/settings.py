@@ -181,6 +181,11 @@ class Settings(GatewaySettings, BidderSettings, AuctioneerSettings, ProfileSetti
                              "for instance), or unset to disable alerts")
         return v or None
 
+    # --- embedded stack: how many of each consumer (one consumer group each) ---
+    bidder_replicas: int = Field(1, ge=1, le=16, description="bidder processes helios up runs")
+    auctioneer_replicas: int = Field(1, ge=1, le=16,
+                                     description="auctioneer processes helios up runs")
+
     # --- embedded stack supervision ---
     restart_max: int = Field(5, ge=0, description="restarts allowed within restart_window_s")
     restart_window_s: float = Field(60.0, gt=0)

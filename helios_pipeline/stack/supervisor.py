@@ -191,7 +191,8 @@ class Supervisor:
         for attr in PORT_FLAGS:
             env["HELIOS_" + attr.upper()] = str(getattr(self.s, attr))
         env["HELIOS_PARTITIONS_START"] = self.partitions_start().isoformat()
-        for name in ("partitions", "topic_requests", "topic_responses", "topic_outcomes"):
+        for name in ("partitions", "topic_requests", "topic_responses", "topic_outcomes",
+                     "gateway_workers"):
             env["HELIOS_" + name.upper()] = str(getattr(self.s, name))
         return env
 
@@ -228,10 +229,8 @@ class Supervisor:
             Child("profiles", [*serve, "profiles"],
                   lambda: probes.http_ok(f"http://127.0.0.1:{s.profile_metrics_port}/healthz")
                   and probes.tcp_open(s.profile_port)),
-            Child("bidder", [*serve, "bidder"],
-                  lambda: probes.http_ok(f"http://127.0.0.1:{s.bidder_metrics_port}/readyz")),
-            Child("auctioneer", [*serve, "auctioneer"],
-                  lambda: probes.http_ok(f"http://127.0.0.1:{s.auctioneer_metrics_port}/readyz")),
+            *self._consumers("bidder", s.bidder_replicas, s.bidder_metrics_port),
+            *self._consumers("auctioneer", s.auctioneer_replicas, s.auctioneer_metrics_port),
             Child("gateway", [*serve, "gateway"],
                   lambda: probes.http_ok(f"http://127.0.0.1:{s.gateway_port}/readyz")),
             # ready before any data: /readyz waits for the first snapshot, /healthz does not
@@ -239,6 +238,22 @@ class Supervisor:
                   lambda: probes.http_ok(f"http://127.0.0.1:{s.api_port}/healthz")),
             *(self._dagster_children() if s.dagster else []),
         ]
+
+    def _consumers(self, service: str, replicas: int, port: int) -> list[Child]:
+        """``replicas`` processes of one consumer service in its consumer group, as a
+        deployment scales them: ``bidder``, then ``bidder-2``, … each on its own status port
+        (the first keeps the configured one; the others take free ports, in stack.json)."""
+        serve = [sys.executable, "-m", "helios_pipeline.cli", "serve", service]
+        children = []
+        for k in range(1, replicas + 1):
+            p = port if k == 1 else probes.free_port()
+            name = service if k == 1 else f"{service}-{k}"
+            if k > 1:
+                self.eps[f"{name.replace('-', '_')}_metrics"] = f"http://127.0.0.1:{p}/metrics"
+            children.append(Child(
+                name, serve, lambda p=p: probes.http_ok(f"http://127.0.0.1:{p}/readyz"),
+                env={f"HELIOS_{service.upper()}_METRICS_PORT": str(p)}))
+        return children
 
     def _dagster_children(self) -> list[Child]:
         from helios_pipeline.stack.dagster_instance import write_embedded_instance, write_workspace
@@ -262,7 +277,8 @@ class Supervisor:
         self.logs.mkdir(parents=True, exist_ok=True)
         out = open(self.logs / f"{child.name}.log", "ab")  # noqa: SIM115 (handed to the child)
         child.proc = subprocess.Popen(
-            child.argv, env=self.child_env(), stdout=out, stderr=subprocess.STDOUT,
+            child.argv, env={**self.child_env(), **child.env}, stdout=out,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
         out.close()
