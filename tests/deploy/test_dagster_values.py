@@ -170,3 +170,35 @@ def test_dagster_pods_non_root_read_only():
     assert {"requests", "limits"} <= set(DEPLOYMENT["resources"])
     assert {"requests", "limits"} <= set(LAUNCHER["resources"])
     assert DEPLOYMENT["env"]["MALLOC_ARENA_MAX"] == values_yaml()["processEnv"]["MALLOC_ARENA_MAX"]
+
+
+# What `helios up` gives its children that a pod does not need: the embedded stack's own
+# ports (broker, Redis, Dagster UI: the cluster's services and the Dagster chart replace them).
+EMBEDDED_ONLY = {"HELIOS_KAFKA_PORT", "HELIOS_REDIS_PORT", "HELIOS_DAGSTER_PORT"}
+FROM_SECRET = {"HELIOS_POSTGRES_DSN"}  # a credential: the helios-dagster-env Secret
+
+
+def test_pods_get_the_process_env_helios_up_gives_its_children():
+    """Every variable `helios up` sets for its children (supervisor.child_env) is set in the
+    deployment: by the Helios chart, the Dagster values or (DAGSTER_HOME) the Dagster chart."""
+    import os
+
+    from helios_pipeline.stack.supervisor import Supervisor
+    from ingest_services.settings import Settings
+
+    child = Supervisor(Settings(postgres_dsn="postgresql://x@y/z")).child_env()
+    given = {k for k in child if k not in os.environ or child[k] != os.environ[k]}
+    given |= {"MALLOC_ARENA_MAX"}
+    objs = documents(render({}))
+    cfg = {c["metadata"]["name"]: c["data"] for c in of_kind(objs, "ConfigMap")}
+    chart = set(cfg["helios-config"]) | set(cfg["helios-dagster"]) | set(
+        values_yaml()["processEnv"])
+    dagster = set(DEPLOYMENT["env"]) | {"DAGSTER_HOME"}  # the Dagster chart sets DAGSTER_HOME
+    if "--log-format" in DEPLOYMENT["codeServerArgs"]:
+        dagster.add("DAGSTER_CLI_CODE_SERVER_START_LOG_FORMAT")
+    missing = given - chart - dagster - EMBEDDED_ONLY - FROM_SECRET
+    assert missing == set()
+    assert DEPLOYMENT["env"]["DAGSTER_CLI_API_GRPC_LOG_FORMAT"] == child[
+        "DAGSTER_CLI_API_GRPC_LOG_FORMAT"]
+    args = DEPLOYMENT["codeServerArgs"]
+    assert args[args.index("--log-format") + 1] == child["DAGSTER_CLI_CODE_SERVER_START_LOG_FORMAT"]
