@@ -94,6 +94,8 @@ BAD_VALUES = {
     "limit without memory": ({"bidder": {"resources": {"limits": {"memory": None}}}}, "memory"),
     "bad warehouse backend": ({"dagster": {"warehouseBackend": "sqlite"}},
                               "warehouseBackend"),
+    "partitions start not a date": ({"dagster": {"partitionsStart": "yesterday"}},
+                                    "partitionsStart"),
     "zero partitions": ({"topics": {"partitions": 0}}, "/topics/partitions"),
 }
 
