@@ -94,6 +94,7 @@ class GatewayCore:
         self.publisher = publisher
         self.bid_limit = settings.gateway_max_body_bytes
         self.batch_limit = settings.gateway_max_body_bytes * 64
+        self.max_lines = settings.gateway_max_batch_lines
 
     async def bid(self, raw: bytes | None) -> Reply:
         with BID_LATENCY.time():
@@ -135,7 +136,15 @@ class GatewayCore:
 
     async def _bids(self, raw: bytes | None) -> Reply:
         if raw is None:
+            TOO_LARGE.inc()
             return error(413, "body too large", reason=f"limit is {self.batch_limit} bytes")
+        # cheap pre-check; only a body with that many newlines has its non-blank lines counted
+        if raw.count(b"\n") >= self.max_lines and \
+                sum(1 for x in raw.split(b"\n") if x.strip()) > self.max_lines:
+            TOO_LARGE.inc()
+            return error(413, "too many lines",
+                         reason=f"limit is {self.max_lines} NDJSON lines per body "
+                                f"(HELIOS_GATEWAY_MAX_BATCH_LINES); split the batch")
         batch = BatchAck(asyncio.get_running_loop())
         rejected: list[dict] = []
         failed: dict[int, str] = {}
