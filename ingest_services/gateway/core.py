@@ -60,6 +60,11 @@ def error(status: int, error: str, field: str | None = None, reason: str | None 
     return Reply(status, body, headers)
 
 
+def _over_message_limit(size: int) -> str:
+    return (f"the request would be a {size}-byte message; a message is at most "
+            f"{m.MAX_MESSAGE_BYTES} bytes (the producer's message.max.bytes)")
+
+
 @dataclass(slots=True)
 class Checked:
     """An accepted request: what to publish, its imp ids, and any dropped fields."""
@@ -112,6 +117,9 @@ class GatewayCore:
                          violations)
         rid = m.new_rid()
         value = m.encode_request(rid, ok.raw, ok.imp_ids, m.now_ms())
+        if len(value) > m.MAX_MESSAGE_BYTES:
+            TOO_LARGE.inc()
+            return error(413, "body too large", reason=_over_message_limit(len(value)))
         try:
             # a guard only: librdkafka reports every message by message.timeout.ms
             async with asyncio.timeout(self.s.gateway_ack_timeout_s + 1):
@@ -162,6 +170,10 @@ class GatewayCore:
                 warned.extend({"line": lineno, **w} for w in ok.warnings)
             rid = m.new_rid()
             value = m.encode_request(rid, ok.raw, ok.imp_ids, now)
+            if len(value) > m.MAX_MESSAGE_BYTES:
+                rejected.append({"line": lineno, "field": "",
+                                 "reason": _over_message_limit(len(value))})
+                continue
             for attempt in range(50):  # queue full: back off briefly, then give up
                 try:
                     self.publisher.produce_line(rid, value, batch, lineno)
