@@ -217,15 +217,21 @@ SERVICE_SETTINGS: dict[str, type[_Base]] = {
 
 def _describe(exc: ValidationError, given: frozenset[str] = frozenset()) -> str:
     """Name each bad value the way the user gave it: a command-line flag (with the variable
-    it stands for) or a ``HELIOS_*`` variable."""
+    it stands for) or a ``HELIOS_*`` variable, and say how to fix it."""
     parts = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
         got = err.get("input")
         var = f"{ENV_PREFIX}{field.upper()}"
-        where = (f"--{field.replace('_', '-')} {got} (instead of {var})" if field in given
-                 else f"{var}={got!r}")
-        parts.append(f"{where}: {err['msg']}")
+        info = Settings.model_fields.get(field)
+        default = "" if info is None or info.default is None else f" (default {info.default})"
+        if field in given:
+            flag = f"--{field.replace('_', '-')}"
+            where, fix = f"{flag} {got} (instead of {var})", f"pass a valid {flag}"
+        else:
+            where = f"{var}={got!r}"
+            fix = f"set {var} to a valid value or unset it{default}; see docs/operations.md"
+        parts.append(f"{where}: {err['msg']} (fix: {fix})")
     return "; ".join(parts)
 
 
