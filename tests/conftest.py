@@ -18,3 +18,9 @@ def examples() -> list[Path]:
     files = sorted(EXAMPLES.glob("*.json"))
     assert files, f"no OpenRTB examples in {EXAMPLES} (is ../shared beside the repo?)"
     return files
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "faults: fault injection on a live `helios up` (kill -9 under load); "
+                   "alone: pytest -m faults tests/integration")
