@@ -97,3 +97,58 @@ def test_kill9_of_each_service_under_load_loses_and_doubles_nothing(tmp_path):
             assert f"{name} exited with code -9; restarting" in stack.output(), stack.output()
     finally:
         assert stack.stop() == 0
+
+
+@pytest.mark.timeout(300)
+def test_redis_paused_bids_continue_unenriched_then_enrichment_resumes(tmp_path):
+    """Redis frozen (SIGSTOP) for 8 s under load: the bidder's profile calls time out, the
+    circuit breaker opens, bids go on unenriched and say why; the gateway's clients see no
+    error; after SIGCONT enrichment resumes. Nothing missing on the wire."""
+    from ingest_services.settings import load_settings
+    from tests.integration.conftest import read_all
+
+    stack = Stack(tmp_path, HELIOS_POSTGRES="false", HELIOS_BREAKER_RESET_S="1")
+    try:
+        state = stack.wait_ready()
+        seeded = helios(stack.env, "profiles", "seed", "--users", "500", "--seed", "7")
+        assert seeded.returncode == 0, seeded.stderr
+        redis_pid = state["processes"]["redis"]
+        load = start_load(stack, SECONDS)
+        time.sleep(4)
+        paused_at = time.time() * 1000
+        os.kill(redis_pid, signal.SIGSTOP)
+        try:
+            time.sleep(8)
+        finally:
+            os.kill(redis_pid, signal.SIGCONT)
+        resumed_at = time.time() * 1000
+        out, err = load.communicate(timeout=SECONDS + 120)
+        assert load.returncode == 0, err
+        report = json.loads(out)
+        assert report["errors"] == 0 and report["rejected"] == 0, report  # clients: no error
+        audit = helios(stack.env, "audit", "--json", "--wait", "120", timeout=200)
+        rep = json.loads(audit.stdout)
+        assert audit.returncode == 0 and rep["missing"] == 0, audit.stdout + audit.stderr
+        assert rep["accepted"] == report["accepted"]
+
+        s = load_settings(kafka_bootstrap=state["endpoints"]["kafka_bootstrap"])
+        responses = [orjson_loads(x.value()) for x in
+                     read_all(s, s.topic_responses, expect=report["accepted"], timeout=60)]
+        before = {r["profile"] for r in responses if r["bid_at"] < paused_at}
+        during = {r["profile"] for r in responses if paused_at + 1000 < r["bid_at"] < resumed_at}
+        after = {r["profile"] for r in responses if r["bid_at"] > resumed_at + 3000}
+        assert "found" in before, before
+        # no "found" while Redis is frozen ("no_user": requests without a user id)
+        assert during & {"unavailable", "circuit_open"}, during
+        assert during <= {"unavailable", "circuit_open", "no_user"}, during
+        assert "found" in after, after
+        print(f"redis pause: before={sorted(before)} during={sorted(during)} "
+              f"after={sorted(after)} accepted={rep['accepted']}")
+    finally:
+        assert stack.stop() == 0
+
+
+def orjson_loads(value: bytes) -> dict:
+    import orjson
+
+    return orjson.loads(value)
