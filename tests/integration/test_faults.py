@@ -198,3 +198,50 @@ def test_broker_paused_gateway_answers_503_then_everything_resumes(tmp_path):
               f"wire_accepted={rep['accepted']} wire_duplicated={rep['duplicated']}")
     finally:
         assert stack.stop() == 0
+
+
+@pytest.mark.timeout(300)
+def test_second_bidder_and_auctioneer_killed_their_partitions_are_taken_over(tmp_path):
+    """Two bidders and two auctioneers in one consumer group each (the stack's and one more
+    of each, `helios serve`), the extra ones killed with -9 mid-load and not restarted: the
+    group rebalances, the survivors take the partitions over from the committed offsets,
+    nothing is missing on the wire."""
+    from helios_pipeline.stack import probes
+
+    stack = Stack(tmp_path, HELIOS_POSTGRES="false")
+    extra: list[subprocess.Popen] = []
+    try:
+        eps = stack.wait_ready()["endpoints"]
+        env = {**stack.env, "HELIOS_KAFKA_BOOTSTRAP": eps["kafka_bootstrap"],
+               "HELIOS_PROFILE_ADDR": eps["profile_service"],
+               "HELIOS_BIDDER_METRICS_PORT": str(probes.free_port()),
+               "HELIOS_AUCTIONEER_METRICS_PORT": str(probes.free_port())}
+        for service, port_var in (("bidder", "HELIOS_BIDDER_METRICS_PORT"),
+                                  ("auctioneer", "HELIOS_AUCTIONEER_METRICS_PORT")):
+            log = open(tmp_path / f"extra-{service}.log", "wb")  # noqa: SIM115
+            extra.append(subprocess.Popen(
+                [sys.executable, "-m", "helios_pipeline.cli", "serve", service], env=env,
+                stdout=log, stderr=subprocess.STDOUT))
+            url = f"http://127.0.0.1:{env[port_var]}/readyz"
+            assert wait_for(lambda u=url: probes.http_ok(u), 60), service
+        load = start_load(stack, SECONDS)
+        time.sleep(SECONDS * 0.4)
+        for proc in extra:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        out, err = load.communicate(timeout=SECONDS + 120)
+        assert load.returncode == 0, err
+        report = json.loads(out)
+        assert report["errors"] == 0, report
+        audit = helios(stack.env, "audit", "--json", "--wait", "120", timeout=200)
+        rep = json.loads(audit.stdout)
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+        assert rep["accepted"] == report["accepted"] and rep["missing"] == 0, rep
+        assert rep["dead_letters"] == 0
+        print(f"group takeover: accepted={rep['accepted']} imps={rep['imps']} "
+              f"wire_duplicated={rep['duplicated']}")
+    finally:
+        for proc in extra:
+            if proc.poll() is None:
+                proc.kill()
+        assert stack.stop() == 0
