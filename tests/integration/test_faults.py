@@ -5,8 +5,8 @@ nothing missing on the wire or in the warehouse, nothing doubled in the warehous
 duplicates from the kills are allowed and counted), and every request that did not get a
 202 got an error the client saw.
 
-About 80 s on a busy two-core machine (a Dagster stack and a sensor-driven ingest); part
-of the main suite; alone: ``pytest -m faults tests/integration``.
+Each test starts a whole stack (about 3 minutes for the module on a busy two-core machine),
+so they run with ``make test-faults`` (``pytest --faults``), not in ``make test``.
 """
 
 from __future__ import annotations
