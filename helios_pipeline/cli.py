@@ -392,6 +392,12 @@ def audit(
         print_json_line(rep)
     else:
         print_audit(rep)
+    wh_rep = rep["warehouse"]
+    if wh_rep.get("checked") and wh_rep["missing"] and not rep["missing"]:
+        console.print(f"[yellow]{wh_rep['missing']} accepted imps are on the wire but not in "
+                      f"outcomes after {wait:g} s: the ingest runs on a sensor and may still be "
+                      f"catching up (rerun with a longer --wait), or it is failing (see the "
+                      f"Dagster runs)[/]", highlight=False, soft_wrap=True)
     if not rep["ok"]:
         raise typer.Exit(1)
 

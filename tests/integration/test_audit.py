@@ -70,6 +70,9 @@ def warehouse(pipeline, tmp_path) -> Path:
     return db
 
 
+LAST_STDERR: list[str] = []  # stderr of the last audit run
+
+
 def audit(s: Settings, home: Path, warehouse: Path, wait: float = 10, text: bool = False
           ) -> tuple[int, dict | str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
@@ -81,6 +84,7 @@ def audit(s: Settings, home: Path, warehouse: Path, wait: float = 10, text: bool
     proc = subprocess.run([sys.executable, "-m", "helios_pipeline.cli", *args], env=env,
                           capture_output=True, text=True, timeout=120)
     assert "Traceback" not in proc.stderr and proc.stdout, proc.stderr[-3000:]
+    LAST_STDERR[:] = [proc.stderr]
     return proc.returncode, (proc.stdout if text else json.loads(proc.stdout))
 
 
@@ -123,6 +127,7 @@ def test_row_missing_in_outcomes_fails(wire, warehouse, tmp_path):
     assert code == 1, rep
     assert rep["warehouse"]["missing"] == 1 and rep["warehouse"]["duplicated"] == 0
     assert rep["missing"] == 0
+    assert "1 accepted imps are on the wire but not in outcomes" in LAST_STDERR[0]
 
 
 def test_outcome_missing_on_the_wire_fails_in_both(wire, warehouse, tmp_path):
