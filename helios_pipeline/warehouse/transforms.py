@@ -35,7 +35,8 @@ def _checks(contract: type) -> list[tuple[str, str]]:
         while get_origin(tp) is Annotated:
             tp, *extra = get_args(tp)
             metas += [x for x in extra if isinstance(x, msgspec.Meta)]
-        if get_origin(tp) in (Union, types.UnionType):
+        optional = get_origin(tp) in (Union, types.UnionType)
+        if optional:
             tp = next(a for a in get_args(tp) if a is not type(None))
         while get_origin(tp) is Annotated:
             tp, *extra = get_args(tp)
@@ -47,6 +48,11 @@ def _checks(contract: type) -> list[tuple[str, str]]:
             bounds = [f"{col} >= {x.ge}" for x in metas if x.ge is not None]
             bounds += [f"{col} <= {x.le}" for x in metas if x.le is not None]
             in_range = " AND ".join(bounds) or "true"
+            if optional:  # NULL is a valid value: only a present value is range-checked
+                out.append((f"{col} IS NULL OR ({in_range})", f"'{name} out of range'"))
+                continue
+            # a contract field that is NULL after the cast: absent (tolerated, as before) or
+            # beyond BIGINT (poison). Only such rows re-read the JSON, never a valid message.
             # j IS NULL first: CASE evaluates a branch only for its rows, so json_extract
             # never sees the invalid JSON of a row already rejected
             out.append((f"CASE WHEN j IS NULL THEN false "
