@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 GEN    := ingest_services/profiles/generated
 
-.PHONY: venv proto demo test lint bench clean
+.PHONY: venv proto demo test test-faults lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,8 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) $(GEN) .helios
+
+# fault injection on live stacks (kill -9 under load, Redis and broker frozen): ~3 min,
+# so not part of `make test`
+test-faults: venv
+	$(PY) -m pytest -q --faults tests/integration/test_faults.py

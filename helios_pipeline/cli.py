@@ -382,13 +382,23 @@ def audit(
     wait: Annotated[float, typer.Option(help="Seconds to wait for the pipeline to drain")] = 30.0,
     bootstrap: Annotated[str | None, typer.Option(
         help="Kafka bootstrap (default: from stack.json)")] = None,
+    warehouse: Annotated[Path | None, typer.Option(
+        help="Warehouse DuckDB file (default: from stack.json) [HELIOS_WAREHOUSE_PATH]")
+    ] = None,
 ) -> None:
-    """Check that every accepted imp has exactly one outcome or dead letter."""
-    from helios_pipeline.audit import Auditor
+    """Check that every accepted imp has exactly one outcome or dead letter: on the wire
+    (duplicates allowed: at-least-once) and in the warehouse's outcomes (none missing, none
+    doubled). Exit 1 if anything is missing anywhere or doubled in the warehouse."""
+    import time
+
+    from helios_pipeline.audit import Auditor, audit_warehouse, verdict
 
     s = get_settings()
+    t0 = time.monotonic()
     bs, source = _resolve(s, bootstrap, "kafka_bootstrap", "kafka_bootstrap",
                           f"127.0.0.1:{s.kafka_port}")
+    wh, wh_source = _resolve(s, str(warehouse) if warehouse else None, "warehouse",
+                             "warehouse_path", str(s.warehouse))
     try:
         auditor = Auditor(s.model_copy(update={"kafka_bootstrap": bs}))
     except Exception as exc:
@@ -396,15 +406,28 @@ def audit(
                    ) from None
     try:
         rep = auditor.drain(wait)
+        try:
+            rep["warehouse"] = audit_warehouse(auditor, Path(wh),
+                                               max(0.0, wait - (time.monotonic() - t0)))
+        except Exception as exc:
+            raise fail(f"cannot read the warehouse {wh} (from {wh_source}; {exc}): pass "
+                       f"--warehouse or set HELIOS_WAREHOUSE_PATH") from None
     finally:
         auditor.close()
-    console.print(f"[dim]audited Kafka at {bs} (from {source})[/]", highlight=False,
-                  soft_wrap=True)
+    rep["ok"] = verdict(rep)
+    console.print(f"[dim]audited Kafka at {bs} (from {source}) and the warehouse {wh} "
+                  f"(from {wh_source})[/]", highlight=False, soft_wrap=True)
     if as_json:
         print_json_line(rep)
     else:
         print_audit(rep)
-    if rep["missing"] or rep["duplicated"]:
+    wh_rep = rep["warehouse"]
+    if wh_rep.get("checked") and wh_rep["missing"] and not rep["missing"]:
+        console.print(f"[yellow]{wh_rep['missing']} accepted imps are on the wire but not in "
+                      f"outcomes after {wait:g} s: the ingest runs on a sensor and may still be "
+                      f"catching up (rerun with a longer --wait), or it is failing (see the "
+                      f"Dagster runs)[/]", highlight=False, soft_wrap=True)
+    if not rep["ok"]:
         raise typer.Exit(1)
 
 

@@ -37,7 +37,15 @@ def print_audit(rep: dict) -> None:
         table.add_row(f"outcomes {k}", str(v))
     table.add_row("dead letters", str(rep["dead_letters"]))
     ok = "[green]" if rep["missing"] == 0 else "[red]"
-    table.add_row("missing", f"{ok}{rep['missing']}")
-    ok = "[green]" if rep["duplicated"] == 0 else "[red]"
-    table.add_row("duplicated", f"{ok}{rep['duplicated']}")
+    table.add_row("wire: missing", f"{ok}{rep['missing']}")
+    ok = "[green]" if rep["duplicated"] == 0 else "[yellow]"
+    table.add_row("wire: duplicated (allowed: at-least-once)", f"{ok}{rep['duplicated']}")
+    wh = rep.get("warehouse")
+    if wh is not None and not wh.get("checked"):
+        table.add_row("warehouse", f"[yellow]not checked: {wh['reason']}")
+    elif wh is not None:
+        table.add_row("warehouse: rows in outcomes", str(wh["rows"]))
+        for k in ("missing", "duplicated"):
+            ok = "[green]" if wh[k] == 0 else "[red]"
+            table.add_row(f"warehouse: {k} (must be 0)", f"{ok}{wh[k]}")
     out.print(table)

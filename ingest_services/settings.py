@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "HELIOS_"
@@ -90,6 +90,13 @@ class GatewaySettings(KafkaSettings):
     gateway_linger_ms: int = Field(2, ge=0)
     gateway_workers: int = Field(1, ge=1, le=32)
 
+    # --- security and limits (issue #9; ingest_services/common/auth.py) ---
+    gateway_api_keys: SecretStr = Field(
+        SecretStr(""), description="comma-separated keys for /bid and /bids; empty: no auth")
+    gateway_rate_per_key: float = Field(
+        0.0, ge=0, description="requests/s per API key and worker process; 0: no limit")
+    gateway_max_batch_lines: int = Field(10_000, ge=1, description="NDJSON lines per /bids")
+
 
 class BidderSettings(KafkaSettings):
     """`helios serve bidder`: its consumer group and the profile path it enriches over."""
@@ -131,6 +138,13 @@ class ApiSettings(_Base):
     serving_path: Path | None = Field(None, description="default HOME/serving/serving.duckdb")
     api_memory_mb: int = Field(64, ge=16, description="DuckDB buffer limit of the API")
     api_cache_entries: int = Field(1024, ge=0, description="answers cached per snapshot; 0: off")
+
+    # --- security and limits (issue #9; ingest_services/common/auth.py) ---
+    api_keys: SecretStr = Field(
+        SecretStr(""), description="comma-separated keys for /api/*; empty: no auth")
+    api_rate_per_key: float = Field(
+        0.0, ge=0, description="requests/s per API key and process; 0: no limit")
+    api_max_days: int = Field(366, ge=1, description="longest date_from..date_to range, days")
 
     @property
     def serving(self) -> Path:
@@ -226,15 +240,21 @@ SERVICE_SETTINGS: dict[str, type[_Base]] = {
 
 def _describe(exc: ValidationError, given: frozenset[str] = frozenset()) -> str:
     """Name each bad value the way the user gave it: a command-line flag (with the variable
-    it stands for) or a ``HELIOS_*`` variable."""
+    it stands for) or a ``HELIOS_*`` variable, and say how to fix it."""
     parts = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
         got = err.get("input")
         var = f"{ENV_PREFIX}{field.upper()}"
-        where = (f"--{field.replace('_', '-')} {got} (instead of {var})" if field in given
-                 else f"{var}={got!r}")
-        parts.append(f"{where}: {err['msg']}")
+        info = Settings.model_fields.get(field)
+        default = "" if info is None or info.default is None else f" (default {info.default})"
+        if field in given:
+            flag = f"--{field.replace('_', '-')}"
+            where, fix = f"{flag} {got} (instead of {var})", f"pass a valid {flag}"
+        else:
+            where = f"{var}={got!r}"
+            fix = f"set {var} to a valid value or unset it{default}; see docs/operations.md"
+        parts.append(f"{where}: {err['msg']} (fix: {fix})")
     return "; ".join(parts)
 
 

@@ -3,8 +3,10 @@
 Keeps the paths and shapes of the system Helios replaces (a Django REST Framework API), so
 its clients keep working, and adds the request story. Reads only the serving snapshot
 (store.py), so it never blocks, and is never blocked by, a Dagster run writing the
-warehouse. Every response carries ``X-Data-As-Of``. Handlers are plain functions: FastAPI
-runs them in its thread pool, and DuckDB releases the GIL while it scans.
+warehouse. Every response carries ``X-Data-As-Of``. With ``HELIOS_API_KEYS`` set, ``/api/*``
+needs a key (ingest_services/common/auth.py); the page, probes, metrics and docs stay open.
+Handlers are plain functions: FastAPI runs them in its thread pool, and DuckDB releases the
+GIL while it scans.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from helios_pipeline.api.models import (
     Stats,
 )
 from helios_pipeline.api.store import ResponseCache, Snapshot, SnapshotStore
-from ingest_services.common import docs_page
+from ingest_services.common import auth, docs_page
 from ingest_services.common.json_response import JSON
 from ingest_services.settings import ApiSettings, get_settings
 
@@ -51,6 +53,7 @@ SNAPSHOT_ROWS = Gauge("serving_snapshot_rows", "Outcome rows in the serving snap
 
 
 def _filters(
+    request: Request,
     user_id: Annotated[str | None, Query(description="OpenRTB user.id")] = None,
     site_domain: Annotated[str | None, Query(examples=["news.example.com"])] = None,
     win_status: Annotated[bool | None, Query(description="true: won only")] = None,
@@ -68,6 +71,13 @@ def _filters(
         raise RequestValidationError([{
             "loc": ("query", "date_to"), "type": "value_error",
             "msg": f"date_to ({date_to}) is before date_from ({date_from})",
+            "input": str(date_to)}])
+    max_days = request.app.state.max_days
+    if date_from and date_to and (date_to - date_from).days + 1 > max_days:
+        raise RequestValidationError([{
+            "loc": ("query", "date_to"), "type": "value_error",
+            "msg": f"date_from..date_to spans {(date_to - date_from).days + 1} days; at most "
+                   f"{max_days} (HELIOS_API_MAX_DAYS): narrow the range",
             "input": str(date_to)}])
     if min_price is not None and max_price is not None and min_price > max_price:
         raise RequestValidationError([{
@@ -100,6 +110,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     docs_page.install(app)
     app.state.store = store
+    app.state.max_days = s.api_max_days
     cache = ResponseCache(max_entries=s.api_cache_entries)
 
     def snapshot() -> Snapshot | None:
@@ -262,4 +273,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     def _close() -> None:
         store.close()
 
+    keys = s.api_keys.get_secret_value()
+    if auth.parse_keys(keys):  # outermost: a request without a key reaches nothing else
+        app.add_middleware(
+            auth.ApiKeyMiddleware,
+            guard=auth.KeyGuard(auth.parse_keys(keys), s.api_rate_per_key, "HELIOS_API_KEYS"),
+            body=lambda _status, error, reason: {"detail": f"{error}: {reason}"},
+            open_paths=auth.OPEN_PATHS | {"/"}, open_prefixes=(*auth.OPEN_PREFIXES, "/static/"))
+        base_openapi = app.openapi
+        app.openapi = lambda: auth.document(base_openapi())  # type: ignore[method-assign]
     return app

@@ -10,26 +10,78 @@ accepted can never fail a cast here.
 
 from __future__ import annotations
 
+import types
+from typing import Annotated, Union, get_args, get_origin
+
 from ingest_services.contracts import messages as m
 
 _DECODE = """
-    SELECT "partition", "offset", s, CASE WHEN json_valid(s) THEN try(from_json(s, '{shape}'))
-                                     END AS j
-    FROM (SELECT "partition", "offset", try(decode(value)) AS s FROM ingest_batch)"""
-
-_REASON = """
-    CASE WHEN s IS NULL THEN 'not UTF-8 text'
-         WHEN NOT json_valid(s) THEN 'invalid JSON'
-         WHEN j IS NULL THEN 'does not match the message contract'
-         ELSE 'missing required field ({fields})' END"""
+    SELECT "partition", "offset", n, s,
+           CASE WHEN n <= {max_bytes} AND json_valid(s) THEN try(from_json(s, '{shape}')) END AS j
+    FROM (SELECT "partition", "offset", octet_length(value) AS n, try(decode(value)) AS s
+          FROM ingest_batch)"""
 
 
-def _parse(shape: str, required: list[str]) -> str:
-    ok = " AND ".join(["j IS NOT NULL"] + [f"j.{f} IS NOT NULL" for f in required])
-    reason = _REASON.format(fields=", ".join(required))
-    return (f"CREATE OR REPLACE TEMP TABLE parsed AS SELECT *, ({ok}) AS ok, "
-            f"CASE WHEN {ok} THEN NULL ELSE {reason} END AS reason "
-            f"FROM ({_DECODE.format(shape=shape)})")
+def _checks(contract: type) -> list[tuple[str, str]]:
+    """(condition, reason) pairs for what ``from_json`` does not check itself (issue #9's
+    poison): the schema version, finite floats (DuckDB reads NaN and 1e999), integers in
+    the contract's range (an integer beyond BIGINT silently becomes NULL)."""
+    import msgspec
+
+    out = [(f"j.v = {m.SCHEMA_VERSION}",
+            "'unsupported schema version ' || coalesce(json_extract_string(s, '$.v'), 'null')")]
+    for f in msgspec.structs.fields(contract):
+        tp, metas = f.type, []
+        while get_origin(tp) is Annotated:
+            tp, *extra = get_args(tp)
+            metas += [x for x in extra if isinstance(x, msgspec.Meta)]
+        optional = get_origin(tp) in (Union, types.UnionType)
+        if optional:
+            tp = next(a for a in get_args(tp) if a is not type(None))
+        while get_origin(tp) is Annotated:
+            tp, *extra = get_args(tp)
+            metas += [x for x in extra if isinstance(x, msgspec.Meta)]
+        col, name = f"j.{f.encode_name}", f.encode_name
+        if tp is float:
+            out.append((f"{col} IS NULL OR isfinite({col})", f"'non-finite number in {name}'"))
+        elif tp is int:
+            bounds = [f"{col} >= {x.ge}" for x in metas if x.ge is not None]
+            bounds += [f"{col} <= {x.le}" for x in metas if x.le is not None]
+            in_range = " AND ".join(bounds) or "true"
+            if optional:  # NULL is a valid value: only a present value is range-checked
+                out.append((f"{col} IS NULL OR ({in_range})", f"'{name} out of range'"))
+                continue
+            # a contract field that is NULL after the cast: absent (tolerated, as before) or
+            # beyond BIGINT (poison). Only such rows re-read the JSON, never a valid message.
+            # j IS NULL first: CASE evaluates a branch only for its rows, so json_extract
+            # never sees the invalid JSON of a row already rejected
+            out.append((f"CASE WHEN j IS NULL THEN false "
+                        f"WHEN {col} IS NULL THEN json_extract(s, '$.{name}') IS NULL "
+                        f"OR json_type(s, '$.{name}') = 'NULL' ELSE {in_range} END",
+                        f"'{name} out of range'"))
+    return out
+
+
+def _parse(shape: str, required: list[str], contract: type) -> str:
+    """The ``parsed`` table: every message with ``ok`` and, when not ok, the first reason."""
+    must = " AND ".join(["j IS NOT NULL"] + [f"j.{f} IS NOT NULL" for f in required])
+    checks = _checks(contract)
+    ok = " AND ".join([f"coalesce({must}, false)"]
+                      + [f"coalesce({c}, false)" for c, _ in checks])
+    reason = (
+        f"CASE WHEN n > {m.MAX_MESSAGE_BYTES} THEN 'record of ' || n || ' bytes is over "
+        f"{m.MAX_MESSAGE_BYTES} bytes, the most a Helios producer writes' "
+        "WHEN s IS NULL THEN 'not UTF-8 text' "
+        "WHEN NOT json_valid(s) THEN 'invalid JSON' "
+        "WHEN j IS NULL THEN 'does not match the message contract' "
+        f"WHEN NOT coalesce({must}, false) THEN "
+        f"'missing required field ({', '.join(required)})' "
+        + " ".join(f"WHEN NOT coalesce({c}, false) THEN {r}" for c, r in checks)
+        + " END")
+    decode = _DECODE.format(shape=shape, max_bytes=m.MAX_MESSAGE_BYTES)
+    return (f"CREATE OR REPLACE TEMP TABLE parsed AS SELECT *, "
+            f"CASE WHEN ok THEN NULL ELSE {reason} END AS reason "
+            f"FROM (SELECT *, ({ok}) AS ok FROM ({decode}))")
 
 
 def _ts(expr: str) -> str:
@@ -44,9 +96,11 @@ RESPONSE_SHAPE = m.duckdb_type(m.BidResponse)
 REQUEST_SHAPE = m.duckdb_type(m.RequestEnvelope, frozenset({"request"}))
 
 PARSE = {
-    "auction_outcomes": _parse(OUTCOME_SHAPE, ["rid", "imp_id", "outcome", "decided_at"]),
-    "bid_responses": _parse(RESPONSE_SHAPE, ["rid", "imps"]),
-    "bid_requests": _parse(REQUEST_SHAPE, ["rid", "received_at", "request"]),
+    "auction_outcomes": _parse(OUTCOME_SHAPE, ["rid", "imp_id", "outcome", "decided_at"],
+                               m.AuctionOutcome),
+    "bid_responses": _parse(RESPONSE_SHAPE, ["rid", "imps"], m.BidResponse),
+    "bid_requests": _parse(REQUEST_SHAPE, ["rid", "received_at", "request"],
+                           m.RequestEnvelope),
 }
 
 ROWS = {

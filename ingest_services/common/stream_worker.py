@@ -62,13 +62,24 @@ class Record:
 Handler = Callable[[Sequence[Message]], list[Record]]
 
 
+# A dead letter carries the message as received, up to this many bytes: more could not be
+# produced (m.MAX_MESSAGE_BYTES) and would stop the worker on every retry of the batch.
+DLQ_MAX_VALUE_BYTES = 512 * 1024
+H_ORIGINAL_BYTES = "dlq.original.bytes"
+
+
 def dead_letter(msg: Message, reason: str, service: str) -> Record:
-    """The message as received, to ``<topic>.dlq``, with why and where it came from."""
+    """The message as received, to ``<topic>.dlq``, with why and where it came from (a
+    value over DLQ_MAX_VALUE_BYTES is cut there; ``dlq.original.bytes`` says so)."""
     headers = list(msg.headers() or [])
     headers += m.DeadLetter(reason=reason[:500], source_topic=msg.topic(),
                             source_partition=msg.partition(), source_offset=msg.offset(),
                             service=service).headers()
-    return Record(f"{msg.topic()}.dlq", msg.key(), msg.value() or b"", headers)
+    value = msg.value() or b""
+    if len(value) > DLQ_MAX_VALUE_BYTES:
+        headers.append((H_ORIGINAL_BYTES, str(len(value)).encode()))
+        value = value[:DLQ_MAX_VALUE_BYTES]
+    return Record(f"{msg.topic()}.dlq", msg.key(), value, headers)
 
 
 class StreamWorker:
@@ -133,18 +144,27 @@ class StreamWorker:
 
     def _process(self, batch: list[Message]) -> None:
         started = time.perf_counter()
-        good: list[Message] = []
+        good: list[Message] = []  # handed to the handler
+        consumed: list[Message] = []  # committed once the batch's records are acknowledged
+        oversized: list[Record] = []
         for msg in batch:
             err = msg.error()
             if err is None:
-                good.append(msg)
+                consumed.append(msg)
+                size = len(msg.value() or b"")
+                if size > m.MAX_MESSAGE_BYTES:  # not written by Helios: poison
+                    oversized.append(dead_letter(
+                        msg, f"record of {size} bytes is over {m.MAX_MESSAGE_BYTES} bytes, "
+                             f"the most a Helios producer writes", self.service))
+                else:
+                    good.append(msg)
             elif err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error", extra={"service": self.service, "error": str(err)})
-        if not good:
+        if not consumed:
             return
-        CONSUMED.labels(self.service).inc(len(good))
-        BATCH_SIZE.labels(self.service).observe(len(good))
-        records = self.handler(good)
+        CONSUMED.labels(self.service).inc(len(consumed))
+        BATCH_SIZE.labels(self.service).observe(len(consumed))
+        records = (self.handler(good) if good else []) + oversized
         self._failed.clear()
         per_topic: dict[str, int] = {}
         for rec in records:
@@ -159,7 +179,7 @@ class StreamWorker:
             raise DeliveryError(
                 f"{remaining} records unacknowledged, failures: {self._failed[:3]}"
             )
-        self.consumer.commit(offsets=_next_offsets(good), asynchronous=False)
+        self.consumer.commit(offsets=_next_offsets(consumed), asynchronous=False)
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
 
     def _produce(self, rec: Record) -> None:

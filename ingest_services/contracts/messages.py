@@ -27,7 +27,13 @@ from ingest_services.contracts.openrtb import BidRequest
 
 SCHEMA_VERSION = 1
 Version = Literal[1]  # a consumer accepts exactly its own version
-EpochMs = Annotated[int, Meta(description="milliseconds since the Unix epoch (UTC)")]
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: later is poison, not time
+EpochMs = Annotated[int, Meta(ge=0, le=MAX_EPOCH_MS,
+                              description="milliseconds since the Unix epoch (UTC)")]
+# The largest message a Helios producer can write: librdkafka's default message.max.bytes,
+# which every Helios producer keeps. Anything larger on a topic was not written by Helios
+# (poison): consumers dead-letter it, the ingest rejects it, the gateway answers 413.
+MAX_MESSAGE_BYTES = 1_000_000
 
 
 class RequestEnvelope(Struct, kw_only=True):

@@ -1,8 +1,10 @@
 """The ingest gateway: validates OpenRTB 2.5/2.6 bid requests and publishes them.
 
 ``202`` means the broker acknowledged the message; ``400`` names the field and the rule
-broken and publishes nothing; ``413`` for bodies over the limit; ``503`` with
-``Retry-After`` when the broker is unreachable or the producer queue is full.
+broken and publishes nothing; ``413`` for bodies over the limit (bytes, or NDJSON lines
+for ``/bids``); ``503`` with ``Retry-After`` when the broker is unreachable or the producer
+queue is full. With ``HELIOS_GATEWAY_API_KEYS`` set, ``/bid`` and ``/bids`` need a key
+(``401``) and are rate-limited per key (``429``); see ingest_services/common/auth.py.
 
 The FastAPI app carries the routes, the OpenAPI contract, probes and metrics. In front of
 it, :class:`FastPath` answers the two hot routes straight from ASGI with the same core
@@ -21,7 +23,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from ingest_services.common import docs_page
+from ingest_services.common import auth, docs_page
 from ingest_services.common.json_response import JSON
 from ingest_services.gateway.core import GatewayCore, Reply
 from ingest_services.gateway.publisher import Publisher
@@ -84,7 +86,7 @@ class FastPath:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastPath:
+def create_app(settings: GatewaySettings | None = None) -> FastPath | auth.ApiKeyMiddleware:
     s = settings or get_settings(GatewaySettings)
     state: dict = {}
 
@@ -157,4 +159,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastPath:
     async def metrics():
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return FastPath(app, state)
+    keys = s.gateway_api_keys.get_secret_value()
+    if auth.parse_keys(keys):
+        base_openapi = app.openapi
+        app.openapi = lambda: auth.document(base_openapi())  # type: ignore[method-assign]
+    # no keys configured: FastPath itself, not wrapped, so auth off costs nothing per request
+    return auth.protect(FastPath(app, state), keys, s.gateway_rate_per_key,
+                        "HELIOS_GATEWAY_API_KEYS",
+                        lambda _status, error, reason: {"error": error, "reason": reason})

@@ -60,6 +60,11 @@ def error(status: int, error: str, field: str | None = None, reason: str | None 
     return Reply(status, body, headers)
 
 
+def _over_message_limit(size: int) -> str:
+    return (f"the request would be a {size}-byte message; a message is at most "
+            f"{m.MAX_MESSAGE_BYTES} bytes (the producer's message.max.bytes)")
+
+
 @dataclass(slots=True)
 class Checked:
     """An accepted request: what to publish, its imp ids, and any dropped fields."""
@@ -94,6 +99,7 @@ class GatewayCore:
         self.publisher = publisher
         self.bid_limit = settings.gateway_max_body_bytes
         self.batch_limit = settings.gateway_max_body_bytes * 64
+        self.max_lines = settings.gateway_max_batch_lines
 
     async def bid(self, raw: bytes | None) -> Reply:
         with BID_LATENCY.time():
@@ -111,6 +117,9 @@ class GatewayCore:
                          violations)
         rid = m.new_rid()
         value = m.encode_request(rid, ok.raw, ok.imp_ids, m.now_ms())
+        if len(value) > m.MAX_MESSAGE_BYTES:
+            TOO_LARGE.inc()
+            return error(413, "body too large", reason=_over_message_limit(len(value)))
         try:
             # a guard only: librdkafka reports every message by message.timeout.ms
             async with asyncio.timeout(self.s.gateway_ack_timeout_s + 1):
@@ -135,7 +144,15 @@ class GatewayCore:
 
     async def _bids(self, raw: bytes | None) -> Reply:
         if raw is None:
+            TOO_LARGE.inc()
             return error(413, "body too large", reason=f"limit is {self.batch_limit} bytes")
+        # cheap pre-check; only a body with that many newlines has its non-blank lines counted
+        if raw.count(b"\n") >= self.max_lines and \
+                sum(1 for x in raw.split(b"\n") if x.strip()) > self.max_lines:
+            TOO_LARGE.inc()
+            return error(413, "too many lines",
+                         reason=f"limit is {self.max_lines} NDJSON lines per body "
+                                f"(HELIOS_GATEWAY_MAX_BATCH_LINES); split the batch")
         batch = BatchAck(asyncio.get_running_loop())
         rejected: list[dict] = []
         failed: dict[int, str] = {}
@@ -153,6 +170,10 @@ class GatewayCore:
                 warned.extend({"line": lineno, **w} for w in ok.warnings)
             rid = m.new_rid()
             value = m.encode_request(rid, ok.raw, ok.imp_ids, now)
+            if len(value) > m.MAX_MESSAGE_BYTES:
+                rejected.append({"line": lineno, "field": "",
+                                 "reason": _over_message_limit(len(value))})
+                continue
             for attempt in range(50):  # queue full: back off briefly, then give up
                 try:
                     self.publisher.produce_line(rid, value, batch, lineno)
