@@ -30,7 +30,8 @@ STRUCTURAL = {"home", "bind_host", "kafka_bootstrap", "redis_url", "profile_addr
               "topic_requests", "topic_responses", "topic_outcomes", "partitions",
               "replication_factor", "create_topics", "gateway_port", "bidder_metrics_port",
               "auctioneer_metrics_port", "profile_port", "profile_metrics_port", "api_port",
-              "serving_path"}
+              "serving_path",
+              "gateway_api_keys", "api_keys"}  # credentials: from the `auth` Secret
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator: not in k8s schemas
 
 
@@ -494,3 +495,21 @@ def test_api_mounts_the_serving_volume_read_only(rendered):
 def test_notes_render(rendered):
     notes = render(EVERYTHING)["helios/templates/NOTES.txt"]
     assert "helm test helios" in notes and "helios-gateway" in notes
+
+
+def test_api_keys_are_on_by_default_and_come_from_the_secret_only():
+    """#9: API keys on by default in the chart, by reference to a Secret; the helm test pod
+    sends one; auth.enabled=false renders no reference (and no literal key ever)."""
+    on = documents(render({}))
+    for comp, var in (("gateway", "HELIOS_GATEWAY_API_KEYS"), ("api", "HELIOS_API_KEYS")):
+        [c] = deployment(on, comp)["spec"]["template"]["spec"]["containers"]
+        [env] = [e for e in c["env"] if e["name"] == var]
+        assert env["valueFrom"]["secretKeyRef"]["name"] == "helios-api-keys", comp
+        assert "value" not in env
+    [test_pod] = [d for d in on if d["kind"] == "Pod"]
+    names = {e["name"] for e in test_pod["spec"]["containers"][0]["env"]}
+    assert "HELIOS_TEST_API_KEYS" in names
+    off = documents(render({"auth": {"enabled": False}}))
+    [c] = deployment(off, "gateway")["spec"]["template"]["spec"]["containers"]
+    [env] = [e for e in c["env"] if e["name"] == "HELIOS_GATEWAY_API_KEYS"]
+    assert env == {"name": "HELIOS_GATEWAY_API_KEYS", "value": ""}
