@@ -363,8 +363,8 @@ _NULLABLE = re.compile(r"`([^`]*?) \| null`")
 
 
 def decode(raw: bytes) -> BidRequest:
-    """Decode and validate one body in one pass; raises ``msgspec.DecodeError`` (bad JSON)
-    or ``msgspec.ValidationError`` (bad request)."""
+    """Decode and validate one body in one pass; raises ``msgspec.DecodeError`` (bad JSON),
+    ``UnicodeDecodeError`` (a string that is not UTF-8) or ``msgspec.ValidationError``."""
     return _DECODER.decode(raw)
 
 
@@ -376,6 +376,9 @@ def check(raw: bytes) -> tuple[BidRequest | None, list[Violation]]:
         first = exc
     except msgspec.DecodeError as exc:
         return None, [Violation("", f"body is not valid JSON: {exc}")]
+    except UnicodeDecodeError as exc:  # a string that is not UTF-8 (found by test_fuzz.py)
+        return None, [Violation("", f"body is not valid UTF-8: {exc.reason} at byte "
+                                    f"{exc.start}")]
     try:  # the error path only: find every violation, not just the first
         return None, violations(orjson.loads(raw)) or [_from_error(first, "")]
     except orjson.JSONDecodeError:  # JSON msgspec reads but orjson does not (huge ints)

@@ -615,3 +615,12 @@ def test_never_raises_on_mangled_input(path: Path) -> None:
             result = validate_bid_request(req)
             assert isinstance(result, list)
             assert all(isinstance(v, Violation) for v in result)
+
+
+@pytest.mark.parametrize("raw", [b'{"id":"\xe3","imp":[{"id":"1","banner":{}}]}',
+                                 b'{"id":"r","imp":[{"id":"\xff\xfe","banner":{}}]}'])
+def test_a_string_that_is_not_utf8_is_one_clear_violation_not_an_exception(raw):
+    """Found by tests/integration/test_fuzz.py: msgspec raised UnicodeDecodeError (a 500)."""
+    req, found = openrtb.check(raw)
+    assert req is None
+    assert [v.path for v in found] == [""] and "UTF-8" in found[0].rule
