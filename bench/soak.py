@@ -1,0 +1,153 @@
+"""``python -m bench.soak``: a steady moderate load on a whole `helios up`, for minutes, and
+a report of what changed: throughput and latency percentiles per interval, the RSS of every
+process at start and end (growth per hour), and the audit of the wire and the warehouse.
+
+A command, not a CI test (issue #9): it runs for ``--minutes`` (10 by default). The stack
+runs on free ports in a temporary HELIOS_HOME, with Dagster (the sensor ingests as data
+arrives) unless ``--no-dagster``; everything it starts is stopped by PID at the end.
+Output: a table on the terminal, ``bench/results/soak.json`` and ``bench/results/soak.md``
+(paste the latter into docs/reliability.md).
+
+Reading it: a service whose RSS keeps growing at a steady rate over the run has a leak or
+an unbounded buffer; the first minutes include warm-up (imports, caches, the first
+snapshot), so growth is computed from the end of the first interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from bench import write_results
+from helios_pipeline.loadgen import Traffic, run_load
+from helios_pipeline.stack import probes
+
+console = Console()
+PORTS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT", "BIDDER_METRICS_PORT",
+         "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT", "DAGSTER_PORT", "API_PORT")
+
+
+def rss_by_process(state: dict, children: bool = False) -> dict[str, float]:
+    """MiB per Helios process: its own RSS, or (``children``) the sum over what it started
+    (uvicorn workers, Dagster's code servers and run processes, which come and go)."""
+    out = {}
+    for name, pid in state.get("processes", {}).items():
+        try:
+            proc = psutil.Process(pid)
+            tree = proc.children(recursive=True) if children else [proc]
+            out[name] = round(sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20, 1)
+        except psutil.Error:
+            out[name] = 0.0
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--rate", type=float, default=500.0, help="requests per second")
+    ap.add_argument("--interval", type=float, default=60.0, help="seconds per load interval")
+    ap.add_argument("--no-dagster", action="store_true")
+    args = ap.parse_args(argv)
+
+    home = Path(tempfile.mkdtemp(prefix="helios-soak-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
+    env.update({"HELIOS_HOME": str(home), "HELIOS_DAGSTER": str(not args.no_dagster).lower(),
+                **{f"HELIOS_{p}": str(probes.free_port()) for p in PORTS}})
+    log = (home / "up.out").open("w")
+    up = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "up"], env=env,
+                          stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        state: dict = {}
+        while time.monotonic() < deadline and state.get("status") != "ready":
+            time.sleep(1)
+            try:
+                state = json.loads((home / "stack.json").read_text())
+            except (OSError, ValueError):
+                state = {}
+            if up.poll() is not None:
+                raise SystemExit(f"helios up exited: {(home / 'up.out').read_text()[-2000:]}")
+        gateway = state["endpoints"]["gateway_url"]
+        rss_start = rss_by_process(state)
+        console.print(f"stack ready in {home}; {args.rate:g} req/s for {args.minutes:g} min")
+        traffic = Traffic(10_000, seed=3, corpus=[])
+        rows, rss_after_first = [], None
+        end = time.monotonic() + args.minutes * 60
+        while (left := end - time.monotonic()) > 1:
+            seconds = min(args.interval, left)
+            rep = asyncio.run(run_load(gateway, args.rate, seconds, traffic))
+            rss = rss_by_process(state)
+            rss_after_first = rss_after_first or (rss, time.monotonic())
+            rows.append({"at_s": round(args.minutes * 60 - (end - time.monotonic())),
+                         "sent": rep.sent, "accepted": rep.accepted, "errors": rep.errors,
+                         "not_sent": rep.skipped, "achieved_rate": rep.achieved_rate,
+                         **{f"latency_{k}_ms": v for k, v in rep.latency_ms.items()},
+                         "rss_total_mib": round(sum(rss.values()), 1),
+                         "children_rss_mib": round(sum(rss_by_process(state, True).values()),
+                                                   1)})
+            console.print(rows[-1])
+        rss_end = rss_by_process(state)
+        kids_end = rss_by_process(state, children=True)
+        hours = max((time.monotonic() - rss_after_first[1]) / 3600, 1e-9)
+        audit = subprocess.run([sys.executable, "-m", "helios_pipeline.cli", "audit", "--json",
+                                "--wait", "120"], env=env, capture_output=True, text=True)
+        verdict = json.loads(audit.stdout.strip().splitlines()[-1]) if audit.stdout else {}
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(120)
+        except subprocess.TimeoutExpired:
+            up.kill()
+        log.close()
+
+    growth = {name: round((rss_end[name] - rss_after_first[0].get(name, 0)) / hours, 1)
+              for name in rss_end}
+    result = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
+              "rate": args.rate, "minutes": args.minutes, "dagster": not args.no_dagster,
+              "intervals": rows, "rss_start_mib": rss_start, "rss_end_mib": rss_end,
+              "rss_growth_mib_per_hour_after_warmup": growth,
+              "children_rss_end_mib": kids_end,
+              "audit": {k: verdict.get(k) for k in ("accepted", "missing", "duplicated", "ok",
+                                                     "warehouse")},
+              "audit_exit": audit.returncode}
+    write_results("soak.json", result)
+
+    t = Table(title=f"soak: {args.rate:g} req/s for {args.minutes:g} min")
+    for col in ("process", "RSS start MiB", "RSS end MiB", "growth MiB/h (after warm-up)",
+                "growth ×24 h", "its children at the end MiB"):
+        t.add_column(col, justify="right")
+    for name in rss_end:
+        t.add_row(name, str(rss_start.get(name)), str(rss_end[name]), str(growth[name]),
+                  str(round(growth[name] * 24)), str(kids_end.get(name, 0.0)))
+    console.print(t)
+    md = ["| at s | sent | accepted | errors | not sent | req/s | p50 ms | p99 ms "
+          "| RSS of the processes MiB | of what they started MiB |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    md += [f"| {r['at_s']} | {r['sent']} | {r['accepted']} | {r['errors']} | {r['not_sent']} | "
+           f"{r['achieved_rate']} | {r.get('latency_p50_ms')} | {r.get('latency_p99_ms')} | "
+           f"{r['rss_total_mib']} | {r['children_rss_mib']} |" for r in rows]
+    md += ["", "| process | RSS start MiB | RSS end MiB | growth MiB/h after warm-up "
+               "| its children at the end MiB |", "|---|---|---|---|---|"]
+    md += [f"| {n} | {rss_start.get(n)} | {rss_end[n]} | {growth[n]} | {kids_end.get(n)} |"
+           for n in rss_end]
+    md += ["", f"audit: {json.dumps(result['audit'])}, exit {audit.returncode}"]
+    out = write_results("soak.md", "")
+    out.write_text("\n".join(md) + "\n")
+    console.print(f"results: {out} and soak.json; audit exit {audit.returncode}")
+
+
+if __name__ == "__main__":
+    main()
