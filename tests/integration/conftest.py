@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,39 @@ def pg_server(tmp_path_factory):
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     yield server, pgdata
     server.cleanup()
+
+
+@dataclass(frozen=True)
+class WarehouseSpec:
+    """Where one test's warehouse lives: a DuckDB file, or a PostgreSQL schema of its own on
+    the session's server (so tests stay independent). Picklable: a crash test hands it to a
+    child process."""
+
+    backend: str
+    path: str = ""
+    dsn: str = ""
+    schema: str = ""
+
+    def open(self, read_only: bool = False):
+        from helios_pipeline.warehouse.backend import open_warehouse
+
+        return open_warehouse(self.backend, self.path, self.dsn, read_only, self.schema or None)
+
+    def resource(self):
+        from helios_pipeline.resources import WarehouseResource
+
+        return WarehouseResource(backend=self.backend, path=self.path, dsn=self.dsn,
+                                 pg_schema=self.schema)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_backend(request, tmp_path) -> WarehouseSpec:
+    """Each warehouse test runs on both backends (HELIOS_WAREHOUSE_BACKEND)."""
+    if request.param == "postgres":
+        server, _ = request.getfixturevalue("pg_server")
+        return WarehouseSpec("postgres", dsn=server.get_uri(),
+                             schema=f"wh_{uuid.uuid4().hex[:12]}")
+    return WarehouseSpec("duckdb", path=str(tmp_path / "wh.duckdb"))
 
 
 @pytest.fixture(scope="session")
