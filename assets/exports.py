@@ -56,7 +56,7 @@ def analyst_exports(context: dg.AssetExecutionContext, config: ExportConfig,
         if age < refresh_interval(config):
             context.log.info(f"exports refreshed {age:.0f}s ago: skipped")
             return
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.open(read_only=True) as con:  # DuckDB or PostgreSQL
         days = config.days
         if config.only_changed:
             days = [d for d in stale_days(con, out) if config.days is None or d in config.days]

@@ -35,10 +35,10 @@ def _ingest_asset(table: str, description: str) -> dg.AssetsDefinition:
         warehouse: DuckDBWarehouse,
     ) -> dg.MaterializeResult:
         topic = kafka.topic(table)
-        with warehouse.connect() as con:
-            res = ingest_topic(con, kafka.reader_conf(f"dagster-ingest-{table}"), topic, table,
+        with warehouse.open() as db:  # DuckDB or PostgreSQL (HELIOS_WAREHOUSE_BACKEND)
+            res = ingest_topic(db, kafka.reader_conf(f"dagster-ingest-{table}"), topic, table,
                                config.max_messages, config.idle_seconds)
-            total = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            total = db.scalar(f"SELECT count(*) FROM {table}")
         context.log.info(f"{table}: {res.messages} messages → {res.inserted} new rows")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": total,

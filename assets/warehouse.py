@@ -7,6 +7,7 @@ from assets.columns import schema_metadata
 from helios_pipeline.resources import DuckDBWarehouse
 from helios_pipeline.warehouse import schema, tables
 from helios_pipeline.warehouse.ingest import ensure_schema
+from helios_pipeline.warehouse.stats import refresh_daily_stats
 
 daily = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="UTC", end_offset=1)
 
@@ -26,13 +27,11 @@ def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     tables if it comes from an older version without a primary key — and reports cheap
     metadata. It stays in the graph so lineage (raw → outcomes → daily_stats), its checks
     and the ``ingest_outcomes`` job keep their meaning."""
-    with warehouse.connect() as con:
-        ensure_schema(con)  # raw, offsets, outcomes + pending tables; no-op when current
-        n, won = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE outcome = 'won') FROM outcomes"
-        ).fetchall()[0]
-        waiting = con.execute(
-            f"SELECT count(*) FROM {schema.PENDING['auction_outcomes']}").fetchall()[0][0]
+    with warehouse.open() as db:
+        ensure_schema(db)  # raw, offsets, outcomes + pending tables; no-op when current
+        n, won = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE outcome = 'won') FROM outcomes")[0]
+        waiting = db.scalar(f"SELECT count(*) FROM {schema.PENDING['auction_outcomes']}")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n, "wins": won,
         "awaiting_request_or_response": waiting})
@@ -50,16 +49,10 @@ def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
 def daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
                 ) -> dg.MaterializeResult:
     day = context.partition_key
-    with warehouse.connect() as con:
-        con.execute(schema.DAILY_STATS).fetchall()
-        con.execute("BEGIN TRANSACTION").fetchall()  # replace the partition atomically: idempotent
-        con.execute("DELETE FROM daily_stats WHERE day = ?", [day]).fetchall()
-        con.execute(schema.DAILY_STATS_FOR_DAY, [day]).fetchall()
-        con.execute("COMMIT").fetchall()
-        rows, req, bids, wins, spend = con.execute(
-            "SELECT count(*), coalesce(sum(requests), 0), coalesce(sum(bids), 0), "
-            "coalesce(sum(wins), 0), coalesce(sum(spend_usd), 0) FROM daily_stats WHERE day = ?",
-            [day]).fetchall()[0]
+    with warehouse.open() as db:  # the partition replaced atomically: idempotent
+        got = refresh_daily_stats(db, day)
+    rows, req, bids, wins, spend = (got[k] for k in ("rows", "requests", "bids", "wins",
+                                                     "spend_usd"))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": rows,
         "requests": req,

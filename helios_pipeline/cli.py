@@ -183,11 +183,20 @@ def up(
     partitions: Annotated[int | None, typer.Option(
         help="Partitions per topic [HELIOS_PARTITIONS]")] = None,
     home: Annotated[Path | None, typer.Option(help="State directory [HELIOS_HOME]")] = None,
+    warehouse: Annotated[str | None, typer.Option(
+        "--warehouse", help="Warehouse backend: duckdb (a file) or postgres (the embedded "
+                            "PostgreSQL, or HELIOS_WAREHOUSE_DSN) [HELIOS_WAREHOUSE_BACKEND]")
+    ] = None,
 ) -> None:
     """Run the whole streaming platform on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
     from helios_pipeline.stack.supervisor import StackError, Supervisor
+    from helios_pipeline.warehouse.backend import BACKENDS
 
-    s = _settings(kafka_port=kafka_port, redis_port=redis_port, profile_port=profile_port,
+    if warehouse is not None and warehouse not in BACKENDS:
+        raise fail(f"--warehouse {warehouse} (instead of HELIOS_WAREHOUSE_BACKEND) is not a "
+                   f"warehouse backend: use {' or '.join(BACKENDS)}")
+    s = _settings(warehouse_backend=warehouse, kafka_port=kafka_port, redis_port=redis_port,
+                  profile_port=profile_port,
                   gateway_port=gateway_port, bidder_metrics_port=bidder_metrics_port,
                   auctioneer_metrics_port=auctioneer_metrics_port,
                   profile_metrics_port=profile_metrics_port, dagster_port=dagster_port,
@@ -388,12 +397,13 @@ def export(
     warehouse: Annotated[Path | None, typer.Option(
         help="Warehouse DuckDB file [HELIOS_WAREHOUSE_PATH]")] = None,
 ) -> None:
-    """Write analyst exports (Parquet per day + a read-only DuckDB file) from the warehouse."""
+    """Write analyst exports (Parquet per day + a read-only DuckDB file) from the warehouse
+    (the DuckDB file, or PostgreSQL when HELIOS_WAREHOUSE_BACKEND=postgres)."""
     from datetime import date
 
     import duckdb
 
-    from helios_pipeline.resources import DuckDBWarehouse
+    from helios_pipeline.resources import WarehouseResource
     from helios_pipeline.warehouse.exports import export as run_export
 
     days = {}
@@ -408,20 +418,30 @@ def export(
     if out.exists() and not out.is_dir():
         raise fail(f"--out {out} is a file: give a directory (it is created if missing)")
     s = get_settings()
-    path = warehouse or s.warehouse
-    if not path.exists():
-        raise fail(f"no warehouse at {path}: run `make demo` or materialise the outcome "
-                   f"tables first, or pass --warehouse")
-    wh = DuckDBWarehouse(path=str(path), lock_timeout_s=30)
+    if warehouse is None and s.warehouse_backend == "postgres":
+        if not s.warehouse_dsn:
+            raise fail("HELIOS_WAREHOUSE_BACKEND=postgres needs HELIOS_WAREHOUSE_DSN: set it to "
+                       "the warehouse's PostgreSQL URI, or pass --warehouse FILE")
+        wh = WarehouseResource(backend="postgres", dsn=s.warehouse_dsn)
+        where = "the PostgreSQL warehouse (HELIOS_WAREHOUSE_DSN)"
+    else:
+        path = warehouse or s.warehouse
+        if not path.exists():
+            raise fail(f"no warehouse at {path}: run `make demo` or materialise the outcome "
+                       f"tables first, or pass --warehouse")
+        wh = WarehouseResource(path=str(path), lock_timeout_s=30)
+        where = str(path)
+    import psycopg2.errors
+
     with progress() as bar:
         task = bar.add_task("exporting days", total=None)
         try:
-            with wh.connect(read_only=True) as con:
-                counts = run_export(con, out, from_, to,
+            with wh.open(read_only=True) as db:
+                counts = run_export(db, out, from_, to,
                                     on_day=lambda d, n, total: bar.update(task, completed=n,
                                                                           total=total))
-        except duckdb.CatalogException:
-            raise fail(f"{path} has no outcomes table yet: materialise `outcomes` first") \
+        except (duckdb.CatalogException, psycopg2.errors.UndefinedTable):
+            raise fail(f"{where} has no outcomes table yet: materialise `outcomes` first") \
                 from None
     out.mkdir(parents=True, exist_ok=True)
     n = counts["days"]

@@ -25,11 +25,11 @@ from helios_pipeline.jobs import (
     todays_stats_schedule,
 )
 from helios_pipeline.resources import (
-    DuckDBWarehouse,
     KafkaResource,
     PathsResource,
     PostgresResource,
     RedisResource,
+    WarehouseResource,
 )
 from sensors.outcome_topic import log_run_failures, outcome_topic_sensor
 
@@ -51,7 +51,9 @@ defs = dg.Definitions(
             topic_responses=dg.EnvVar("HELIOS_TOPIC_RESPONSES"),
         ),
         "redis": RedisResource(url=dg.EnvVar("HELIOS_REDIS_URL")),
-        "warehouse": DuckDBWarehouse(path=dg.EnvVar("HELIOS_WAREHOUSE_PATH")),
+        "warehouse": WarehouseResource(path=dg.EnvVar("HELIOS_WAREHOUSE_PATH"),
+                                       backend=dg.EnvVar("HELIOS_WAREHOUSE_BACKEND"),
+                                       dsn=dg.EnvVar("HELIOS_WAREHOUSE_DSN")),
         "postgres": PostgresResource(dsn=dg.EnvVar("HELIOS_POSTGRES_DSN")),
         "paths": PathsResource(reports_dir=dg.EnvVar("HELIOS_REPORTS_DIR"),
                                exports_dir=dg.EnvVar("HELIOS_EXPORTS_DIR"),

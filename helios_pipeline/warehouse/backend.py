@@ -79,7 +79,8 @@ class Warehouse(ABC):
     def to_local(self, table: str, where: str | None = None,
                  columns: Sequence[str] | None = None) -> str:
         """Make ``table`` (at least its rows matching ``where``) readable under its own name
-        on :attr:`local`; returns that name."""
+        on :attr:`local`; returns that name. (Scalar columns: what exports, the snapshot
+        and the report read.)"""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -165,6 +166,14 @@ class DuckDBBackend(Warehouse):
             self.con.close()
 
 
+def _pg_array(col: str) -> str:
+    """DuckDB expression: list ``col`` as a PostgreSQL array literal (elements quoted)."""
+    quoted = ("list_transform({c}, lambda x: CASE WHEN x IS NULL THEN 'NULL' ELSE '\"' || "
+              "replace(replace(CAST(x AS VARCHAR), '\\', '\\\\'), '\"', '\\\"') || '\"' END)")
+    return (f"CASE WHEN {col} IS NULL THEN NULL ELSE '{{' || "
+            f"array_to_string({quoted.format(c=col)}, ',') || '}}' END AS {col}")
+
+
 def _pg_params(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any] | None]:
     if not params:
         return sql, None
@@ -207,7 +216,12 @@ class PostgresBackend(Warehouse):
         self.execute("SELECT pg_advisory_xact_lock(?)", [WRITER_LOCK])
 
     def load(self, table: str, rows: str) -> int:
-        data = self.local.sql(rows).to_arrow_table()
+        rel = self.local.sql(rows)
+        if any(str(t).endswith("[]") for t in rel.types):  # lists → PostgreSQL array text
+            rel = rel.project(", ".join(
+                _pg_array(f'"{c}"') if str(t).endswith("[]") else f'"{c}"'
+                for c, t in zip(rel.columns, rel.types, strict=True)))
+        data = rel.to_arrow_table()
         if not data.num_rows:
             return 0
         buf = io.BytesIO()
@@ -241,6 +255,7 @@ class PostgresBackend(Warehouse):
                                      "TO STDOUT (FORMAT csv)", f)
             if path.stat().st_size:
                 self.local.execute(f"COPY {table} FROM '{path}' (FORMAT csv, HEADER false, "
+                                   "DELIMITER ',', QUOTE '\"', ESCAPE '\"', "
                                    "ALLOW_QUOTED_NULLS false)")
         return table
 

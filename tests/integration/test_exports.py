@@ -162,7 +162,8 @@ def run_ingest_exports(db: Path, exports: Path, monkeypatch) -> dg.ExecuteInProc
     (the raw ingest steps need Kafka; here the rows are inserted directly)."""
     from helios_pipeline.definitions import defs
 
-    for name, value in {"WAREHOUSE_PATH": db, "EXPORTS_DIR": exports,
+    for name, value in {"WAREHOUSE_PATH": db, "WAREHOUSE_BACKEND": "duckdb",
+                        "WAREHOUSE_DSN": "", "EXPORTS_DIR": exports,
                         "REPORTS_DIR": db.parent / "reports", "SERVING_PATH": "",
                         "KAFKA_BOOTSTRAP": "127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1",
                         "POSTGRES_DSN": "", "TOPIC_OUTCOMES": "o", "TOPIC_REQUESTS": "q",
