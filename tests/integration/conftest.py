@@ -192,6 +192,24 @@ def pipeline(tansu, redis_server, profile_service, tmp_path_factory):
             "my_rid": reqs[-1][0]}
 
 
+@pytest.fixture(scope="session")
+def pipeline_pg(pipeline, pg_server, tmp_path_factory):
+    """The ``pipeline`` fixture's topics ingested again, into a PostgreSQL warehouse (a schema
+    of its own), and its serving snapshot: same assets, HELIOS_WAREHOUSE_BACKEND=postgres."""
+    import dagster as dg
+
+    from assets.serving import serving_snapshot
+    from assets.warehouse import outcomes
+    from tests.integration.test_dagster import RAW, resources
+
+    server, _ = pg_server
+    wh = WarehouseSpec("postgres", dsn=server.get_uri(), schema="pipeline_pg")
+    tmp = tmp_path_factory.mktemp("api-pg")
+    rs = resources(pipeline["settings"], tmp / "unused.duckdb", wh)
+    assert dg.materialize([*RAW, outcomes, serving_snapshot], resources=rs).success
+    return {"warehouse": wh, "serving": Path(rs["paths"].serving)}
+
+
 def _serve_api(serving: Path, tmp: Path):
     import os
     import subprocess
