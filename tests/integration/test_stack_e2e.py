@@ -42,11 +42,11 @@ def helios(env: dict, *args: str, timeout: float = 180) -> subprocess.CompletedP
 
 
 class Stack:
-    def __init__(self, home: Path, **extra: str) -> None:
+    def __init__(self, home: Path, *args: str, **extra: str) -> None:
         self.home = home
         self.env = stack_env(home, **extra)
         self.log = open(home / "up.out", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "up"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "up", *args],
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def state(self) -> dict:
