@@ -46,7 +46,7 @@ class IngestResult:
 
 
 def _drop_key(db: Warehouse, table: str, row: type[tables.Table]) -> None:
-    """Rebuild ``table`` from a DuckDB warehouse of an older version without its primary key
+    """Rebuild ``table`` from a warehouse of an older version without its primary key
     (DuckDB cannot drop one), rows in (rid, imp_id) order — a one-off, in one transaction."""
     db.begin()
     try:
@@ -62,11 +62,12 @@ def _drop_key(db: Warehouse, table: str, row: type[tables.Table]) -> None:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection | Warehouse) -> None:
     db = as_warehouse(con)
-    key = schema.keyed(db.dialect)
     for table, row in tables.RAW.items():
-        if not key and db.has_primary_key(table):
+        if db.has_primary_key(table):
             _drop_key(db, table, row)
-        db.ddl(row, key=key)
+        db.ddl(row, key=False)
+        if index := schema.rid_index(table, db.dialect):
+            db.execute(index)
     db.ddl(tables.IngestOffset)
     db.ddl(tables.IngestReject)
     ensure_outcomes(db)
@@ -74,11 +75,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection | Warehouse) -> None:
 
 def ensure_outcomes(con: duckdb.DuckDBPyConnection | Warehouse) -> bool:
     """Make sure ``outcomes`` and the pending tables exist; a warehouse from an older version
-    (``outcomes`` built by CREATE TABLE AS without pending tables, or on DuckDB with a
-    primary key) or without them is rebuilt once. True when it rebuilt."""
+    (``outcomes`` built by CREATE TABLE AS without pending tables, or with a primary key)
+    or without them is rebuilt once. True when it rebuilt."""
     db = as_warehouse(con)
-    if db.has_table("outcomes") and all(db.has_table(p) for p in schema.PENDING.values()) \
-            and db.has_primary_key("outcomes") == schema.keyed(db.dialect):
+    if db.has_table("outcomes") and not db.has_primary_key("outcomes") and all(
+            db.has_table(p) for p in schema.PENDING.values()):
         return False
     rebuild_outcomes(db)
     return True
@@ -91,7 +92,9 @@ def rebuild_outcomes(con: duckdb.DuckDBPyConnection | Warehouse) -> int:
     db.begin()
     try:
         db.lock_writers()
-        db.ddl(tables.OutcomeRow, key=schema.keyed(db.dialect), replace=True)
+        db.ddl(tables.OutcomeRow, key=False, replace=True)
+        if index := schema.rid_index("outcomes", db.dialect):
+            db.execute(index)
         n = db.modify(f"INSERT INTO outcomes {schema.outcomes_select()} ORDER BY rid, imp_id")
         db.temp("settled_keys",
                 schema.settled("auction_outcomes", {t: t for t in schema.RAW_TABLES}))

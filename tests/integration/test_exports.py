@@ -232,7 +232,7 @@ def test_a_postgres_warehouse_exports_the_same_files(warehouse, tmp_path, pg_ser
     duck_out, pg_out = tmp_path / "from-duckdb", tmp_path / "from-postgres"
     write_export(warehouse, duck_out)
     with wh.open() as db:
-        db.ddl(tables.OutcomeRow)
+        db.ddl(tables.OutcomeRow, key=False)
         db.ddl(tables.DailyStatsRow)
         db.local.execute(f"ATTACH '{warehouse}' AS src (READ_ONLY)")
         for t in ("outcomes", "daily_stats"):

@@ -193,10 +193,10 @@ def test_incremental_outcomes_equal_a_full_rebuild_after_out_of_order_and_crashe
                                       count(*) FILTER (WHERE domain = 'unknown')
                                FROM outcomes""")[0]
         assert all(k > 0 for k in kinds), kinds
-        # DuckDB keyless (issue #6): uniqueness is the ingest's, checked in
-        # assert_equals_rebuild; PostgreSQL keyed (a B-tree, see warehouse/backend.py)
+        # keyless (issue #6, and on PostgreSQL too): uniqueness is the ingest's, checked in
+        # assert_equals_rebuild
         keyed = [con.has_primary_key(t) for t in ("outcomes", *schema.RAW_TABLES)]
-        assert keyed == [db.backend == "postgres"] * 4
+        assert keyed == [False] * 4
 
 
 def test_the_comparison_catches_a_missing_refresh(settings, warehouse_backend, monkeypatch):
@@ -265,7 +265,7 @@ def test_an_outcomes_table_from_an_older_version_is_rebuilt_once(tmp_path):
 
 
 def test_a_keyed_warehouse_loses_its_keys_once_and_keeps_its_rows(tmp_path):
-    """DuckDB only (PostgreSQL keeps its keys, see warehouse/backend.py).
+    """DuckDB only: warehouses of that older version are DuckDB files.
     A warehouse of the version with ART primary keys on the raw tables and ``outcomes``
     (issue #6) is rebuilt keyless on the first ensure_schema, rows unchanged, in rid order;
     then the ingest's own dedup keeps keys unique."""
