@@ -191,7 +191,11 @@ class PostgresBackend(Warehouse):
     def __init__(self, dsn: str, schema: str | None = None) -> None:
         import psycopg2
 
-        self.pg = psycopg2.connect(dsn, options="-c TimeZone=UTC", application_name="helios")
+        # a batch's temporary tables (50,000 rows ≈ 10 MB each) and its sorts and hash joins
+        # fit in memory: PostgreSQL's defaults (temp_buffers 8 MB, work_mem 4 MB) spill them
+        self.pg = psycopg2.connect(
+            dsn, application_name="helios",
+            options="-c TimeZone=UTC -c temp_buffers=128MB -c work_mem=64MB")
         self.pg.autocommit = True
         self.cur = self.pg.cursor()
         if schema:
