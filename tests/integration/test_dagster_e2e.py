@@ -70,9 +70,16 @@ def test_helios_up_with_the_warehouse_on_postgres_accounts_for_every_imp(tmp_pat
             missing = cur.fetchone()[0]
         pg.close()
         assert total == keys == rep["imps"] and missing == 0
-        views = duckdb.connect(str(tmp_path / "exports" / "helios.duckdb"), read_only=True)
-        views.execute(f"SET file_search_path = '{tmp_path / 'exports'}'")
-        assert views.execute("SELECT count(*) FROM outcomes").fetchone()[0] == rep["imps"]
-        views.close()
+        # the asset's export, and `helios export` pointed at the same PostgreSQL warehouse
+        cli_out = tmp_path / "cli-export"
+        exported = helios({**stack.env, "HELIOS_WAREHOUSE_BACKEND": "postgres",
+                           "HELIOS_WAREHOUSE_DSN": eps["warehouse"]},
+                          "export", "--out", str(cli_out))
+        assert exported.returncode == 0, exported.stderr
+        for out in (tmp_path / "exports", cli_out):
+            views = duckdb.connect(str(out / "helios.duckdb"), read_only=True)
+            views.execute(f"SET file_search_path = '{out}'")
+            assert views.execute("SELECT count(*) FROM outcomes").fetchone()[0] == rep["imps"]
+            views.close()
     finally:
         assert stack.stop() == 0
