@@ -25,7 +25,8 @@ def rid_index(table: str, dialect: str) -> str | None:
     of its throughput (measured: 25 k → 35 k rows/s on a busy 2-core machine)."""
     if dialect != "postgres":
         return None
-    return f"CREATE INDEX IF NOT EXISTS {table}_rid_brin ON {table} USING brin (rid)"
+    return (f"CREATE INDEX IF NOT EXISTS {table}_rid_brin ON {table} USING brin (rid) "
+            "WITH (autosummarize = on)")
 
 
 # ``outcomes``: one row per auction_outcomes row (the driving table) with its request and
