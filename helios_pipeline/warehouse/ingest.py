@@ -65,11 +65,19 @@ def ensure_schema(con: duckdb.DuckDBPyConnection | Warehouse) -> None:
     for table, row in tables.RAW.items():
         if db.has_primary_key(table):
             _drop_key(db, table, row)
-        db.ddl(row, key=False)
-        if index := schema.rid_index(table, db.dialect):
-            db.execute(index)
-    db.ddl(tables.IngestOffset)
-    db.ddl(tables.IngestReject)
+    db.begin()  # under the writer lock: concurrent CREATE IF NOT EXISTS can collide in PG
+    try:
+        db.lock_writers()
+        for table, row in tables.RAW.items():
+            db.ddl(row, key=False)
+            if index := schema.rid_index(table, db.dialect):
+                db.execute(index)
+        db.ddl(tables.IngestOffset)
+        db.ddl(tables.IngestReject)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
     ensure_outcomes(db)
 
 
@@ -118,7 +126,7 @@ def _literal(value: str) -> str:
 def rid_range(con: duckdb.DuckDBPyConnection | Warehouse, rows: str) -> str | None:
     """``rid BETWEEN lo AND hi`` over the rids of relation ``rows`` (None when empty), with
     literal bounds so DuckDB prunes row groups by their min/max rid before scanning (and
-    PostgreSQL scans only that range of its key's B-tree)."""
+    PostgreSQL's BRIN index on rid, schema.rid_index, the block ranges)."""
     lo, hi = as_warehouse(con).execute(f"SELECT min(rid), max(rid) FROM {rows}")[0]
     return None if lo is None else f"rid BETWEEN {_literal(lo)} AND {_literal(hi)}"
 

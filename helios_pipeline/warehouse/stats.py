@@ -17,10 +17,10 @@ def refresh_daily_stats(con: duckdb.DuckDBPyConnection | Warehouse, day: str) ->
     """Replace ``day``'s rows of ``daily_stats``; returns its row count, requests, bids,
     wins and spend."""
     db = as_warehouse(con)
-    db.ddl(tables.DailyStatsRow)
     db.begin()
     try:
         db.lock_writers()
+        db.ddl(tables.DailyStatsRow)
         db.execute("DELETE FROM daily_stats WHERE day = CAST(? AS DATE)", [day])
         db.execute(schema.DAILY_STATS_FOR_DAY.replace("day = ?", "day = CAST(? AS DATE)"),
                    [day])
