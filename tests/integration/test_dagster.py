@@ -3,6 +3,7 @@
 import multiprocessing
 import os
 import random
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -391,6 +392,39 @@ def test_serving_daily_stats_mirrors_a_partition_into_postgres_idempotently(
     assert len(served) == len(duck) > 0
     assert [r[:8] for r in served] == [r[:8] for r in duck]
     assert all(abs(a[8] - b[8]) < 1e-9 for a, b in zip(served, duck, strict=True))
+
+
+def test_report_and_serving_daily_stats_read_either_warehouse(
+    settings, examples, tmp_path, pg_server, warehouse_backend
+):
+    """The day's report and the serving mirror come out of the DuckDB file or, through a
+    local DuckDB copy of the day's rows, out of the PostgreSQL warehouse."""
+    import psycopg2
+
+    from assets.serving import serving_daily_stats
+    from helios_pipeline.resources import PostgresResource
+
+    server, _ = pg_server
+    serving = f"srv_{uuid.uuid4().hex[:10]}"  # its own schema: tests stay independent
+    with psycopg2.connect(server.get_uri()) as pg, pg.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {serving}")
+    pg.close()
+    dsn = f"{server.get_uri()}&options=-csearch_path%3D{serving}"
+    run_traffic(settings, examples, n_synthetic=60)
+    rs = {**resources(settings, tmp_path / "wh.duckdb", warehouse_backend),
+          "postgres": PostgresResource(dsn=dsn)}
+    day = today()
+    assert dg.materialize([*RAW, outcomes], resources=rs).success
+    res = dg.materialize([outcomes, daily_stats, daily_win_rate_report, serving_daily_stats],
+                         resources=rs, partition_key=day,
+                         selection=[daily_stats, daily_win_rate_report, serving_daily_stats])
+    assert res.success
+    (req,), = wq(warehouse_backend, "SELECT CAST(sum(requests) AS BIGINT) FROM daily_stats")
+    report = res.asset_materializations_for_node("daily_win_rate_report")[0].metadata
+    assert report["requests"].value == req > 0
+    assert (tmp_path / "reports" / day / "report.html").exists()
+    served = res.asset_materializations_for_node("serving_daily_stats")[0].metadata
+    assert served["requests"].value == req
 
 
 def test_run_failure_sensor_logs_one_structured_line(caplog):
