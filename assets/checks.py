@@ -8,14 +8,14 @@ from helios_pipeline.resources import DuckDBWarehouse
 
 
 def _count(warehouse: DuckDBWarehouse, sql: str, params: list | None = None) -> int:
-    with warehouse.connect(read_only=True) as con:
-        return int(con.execute(sql, params or []).fetchall()[0][0])
+    with warehouse.open(read_only=True) as db:  # SQL both backends run
+        return int(db.scalar(sql, params or []))
 
 
 @dg.asset_check(asset=outcomes, description="(rid, imp_id) is unique: nothing doubled")
 def outcomes_unique_keys(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
     dups = _count(warehouse, "SELECT count(*) FROM (SELECT rid, imp_id FROM outcomes "
-                             "GROUP BY ALL HAVING count(*) > 1)")
+                             "GROUP BY rid, imp_id HAVING count(*) > 1) d")
     return dg.AssetCheckResult(passed=dups == 0, metadata={"duplicated_keys": dups})
 
 
@@ -39,7 +39,7 @@ def outcomes_account_for_every_imp(warehouse: DuckDBWarehouse) -> dg.AssetCheckR
     # imps still in flight (received in the last 60 s before the newest request) are excused
     missing = _count(warehouse, """
         SELECT count(*) FROM bid_requests r
-        WHERE r.received_at < (SELECT max(received_at) FROM bid_requests) - INTERVAL 60 SECOND
+        WHERE r.received_at < (SELECT max(received_at) FROM bid_requests) - INTERVAL '60 seconds'
           AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.rid = r.rid AND o.imp_id = r.imp_id)
     """)
     orphans = _count(warehouse, """SELECT count(*) FROM outcomes o WHERE NOT EXISTS (

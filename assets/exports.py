@@ -5,15 +5,16 @@ Analysts never open the warehouse a run is writing: they open ``helios.duckdb`` 
 export directory, whose views read the Parquet files. Every file is written to a temporary
 name and renamed into place, so an analyst reads either the old file or the new one, whole.
 
-Kept fresh by Dagster's declarative automation (helios_pipeline/automation.py): after the warehouse
-changed, at most once per ``HELIOS_EXPORT_REFRESH_S`` (a cron of ``*/5`` by default). A run
-rewrites only the days whose rows differ from the warehouse (typically today) and
-materialises nothing when the export is current; an idle warehouse starts no run at all.
+Kept fresh by Dagster's declarative automation (helios_pipeline/automation.py): after the
+warehouse changed, at most once per ``HELIOS_EXPORT_REFRESH_S`` (a cron of ``*/5`` by
+default). A run rewrites only the days whose rows differ from the warehouse (typically
+today) and materialises nothing when the export is current; an idle warehouse starts no run at all.
 """
 
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from assets.warehouse import daily_stats, outcomes
 from helios_pipeline.automation import EXPORTS_CRON, follow_upstream
@@ -41,7 +42,7 @@ def analyst_exports(context: dg.AssetExecutionContext, config: ExportConfig,
                     warehouse: DuckDBWarehouse, paths: PathsResource):
     out = Path(config.out_dir or paths.exports_dir)
     views = out / "helios.duckdb"
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.open(read_only=True) as con:  # DuckDB or PostgreSQL
         days = config.days
         if config.only_changed:
             days = [d for d in stale_days(con, out) if config.days is None or d in config.days]
@@ -49,8 +50,8 @@ def analyst_exports(context: dg.AssetExecutionContext, config: ExportConfig,
                 context.log.info("exports match the warehouse: nothing to do")
                 return
         counts = export(con, out, days=days)
-        total = con.execute("SELECT count(*) FROM read_parquet(?)",  # footers only: cheap
-                            [str(out / "outcomes" / "*.parquet")]).fetchall()[0][0]
+    total = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out / 'outcomes'}/*.parquet')"
+                       ).fetchall()[0][0]  # the Parquet footers only: cheap
     yield dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(out.resolve())),

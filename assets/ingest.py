@@ -38,12 +38,12 @@ def _ingest_asset(table: str, description: str) -> dg.AssetsDefinition:
         warehouse: DuckDBWarehouse,
     ) -> dg.MaterializeResult:
         topic = kafka.topic(table)
-        with warehouse.connect() as con:
-            res = ingest_topic(con, kafka.reader_conf(f"dagster-ingest-{table}"), topic, table,
+        with warehouse.open() as db:  # DuckDB or PostgreSQL (HELIOS_WAREHOUSE_BACKEND)
+            res = ingest_topic(db, kafka.reader_conf(f"dagster-ingest-{table}"), topic, table,
                                config.max_messages, config.idle_seconds)
-            total, newest = con.execute(
-                f"SELECT count(*), max({TIME_COLUMN[table]}) FROM {table}").fetchall()[0]
-            offsets = stored_offsets(con, topic)  # every partition, not only this batch's
+            total, newest = db.execute(
+                f"SELECT count(*), max({TIME_COLUMN[table]}) FROM {table}")[0]
+            offsets = stored_offsets(db, topic)  # every partition, not only this batch's
         context.log.info(f"{table}: {res.messages} messages → {res.inserted} new rows")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": total,

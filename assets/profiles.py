@@ -36,8 +36,8 @@ def user_profiles(
 ) -> dg.MaterializeResult:
     client = redis.client()
     names = tuple(tables.column_names(tables.UserProfileRow))
-    with warehouse.connect() as con:
-        con.execute(tables.ddl(tables.UserProfileRow, replace=True)).fetchall()
+    with warehouse.open() as db:  # DuckDB or PostgreSQL (HELIOS_WAREHOUSE_BACKEND)
+        db.ddl(tables.UserProfileRow, replace=True)
         for start in range(0, config.users, config.batch):
             rows = list(generate_rows(min(config.users, start + config.batch), config.seed,
                                       start))
@@ -51,12 +51,12 @@ def user_profiles(
                         [c for c, _ in r.interests], [sc for _, sc in r.interests]),
                         strict=True):
                     col.append(value)
-            con.register("profile_batch", pa.table(dict(zip(names, cols, strict=True))))
-            con.execute("INSERT INTO user_profiles SELECT * FROM profile_batch").fetchall()
-            con.unregister("profile_batch")
+            db.local.register("profile_batch", pa.table(dict(zip(names, cols, strict=True))))
+            db.load("user_profiles", "SELECT * FROM profile_batch")
+            db.local.unregister("profile_batch")
             context.log.info(f"profiles {min(config.users, start + config.batch)}/{config.users}")
-        dist = con.execute("""SELECT top_interest, count(*) AS users FROM user_profiles
-                              GROUP BY 1 ORDER BY 2 DESC LIMIT 10""").fetchall()
+        dist = db.execute("""SELECT top_interest, count(*) AS users FROM user_profiles
+                             GROUP BY 1 ORDER BY 2 DESC LIMIT 10""")
     table = "| top interest | users |\n|---|---|\n" + "\n".join(f"| {c} | {n} |" for c, n in dist)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": config.users,

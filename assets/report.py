@@ -38,7 +38,8 @@ def daily_win_rate_report(context: dg.AssetExecutionContext, config: ReportConfi
     day = context.partition_key
     out = Path(config.reports_dir or paths.reports_dir) / day
     out.mkdir(parents=True, exist_ok=True)
-    with warehouse.connect(read_only=True) as con:
+    trend = f"day BETWEEN CAST('{day}' AS DATE) - {report.TREND_DAYS} AND CAST('{day}' AS DATE)"
+    with warehouse.reader({"daily_stats": trend, "outcomes": f"day = '{day}'"}) as con:
         data = report.load(con, day, config.top_rows)
         report.write_csv(con, day, out / "daily_stats.csv")
     charts = {"win rate by hour": out / "win_rate_by_hour.png",

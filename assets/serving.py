@@ -33,7 +33,7 @@ def serving_daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWare
     day = context.partition_key
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "day.csv"
-        with warehouse.connect(read_only=True) as con:
+        with warehouse.reader({"daily_stats": f"day = '{day}'"}) as con:
             con.execute(f"COPY (SELECT * FROM daily_stats WHERE day = '{day}') "
                         f"TO '{csv}' (FORMAT csv, HEADER false)").fetchall()
         with postgres.connect() as pg, pg.cursor() as cur, csv.open() as rows:
@@ -56,8 +56,8 @@ def serving_daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWare
                 "pre-aggregated counts), swapped in atomically after every ingest",
 )
 def serving_snapshot(warehouse: DuckDBWarehouse, paths: PathsResource) -> dg.MaterializeResult:
-    with warehouse.connect() as con:
-        pub = publish(con, Path(paths.serving))
+    with warehouse.open() as db:
+        pub = publish(db, Path(paths.serving))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": pub.rows,
         "as_of": pub.as_of or "no data",

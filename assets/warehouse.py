@@ -8,6 +8,7 @@ from helios_pipeline.automation import STATS_CRON, daily, follow_upstream
 from helios_pipeline.resources import DuckDBWarehouse
 from helios_pipeline.warehouse import schema, tables
 from helios_pipeline.warehouse.ingest import ensure_schema
+from helios_pipeline.warehouse.stats import refresh_daily_stats
 
 
 @dg.asset(
@@ -25,13 +26,12 @@ def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     tables if it comes from an older version without a primary key — and reports cheap
     metadata. It stays in the graph so lineage (raw → outcomes → daily_stats), its checks
     and the ``ingest_outcomes`` job keep their meaning."""
-    with warehouse.connect() as con:
-        ensure_schema(con)  # raw, offsets, outcomes + pending tables; no-op when current
-        n, won, newest, last_rid = con.execute(
+    with warehouse.open() as db:
+        ensure_schema(db)  # raw, offsets, outcomes + pending tables; no-op when current
+        n, won, newest, last_rid = db.execute(
             "SELECT count(*), count(*) FILTER (WHERE outcome = 'won'), max(decided_at), "
-            "max(rid) FROM outcomes").fetchall()[0]
-        waiting = con.execute(
-            f"SELECT count(*) FROM {schema.PENDING['auction_outcomes']}").fetchall()[0][0]
+            "max(rid) FROM outcomes")[0]
+        waiting = db.scalar(f"SELECT count(*) FROM {schema.PENDING['auction_outcomes']}")
     # the data version says whether anything changed: a run that added nothing leaves
     # daily_stats, the exports and the snapshot in sync instead of marking them unsynced
     return dg.MaterializeResult(metadata={
@@ -53,18 +53,11 @@ def outcomes(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
 def daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
                 ) -> dg.MaterializeResult:
     day = context.partition_key
-    with warehouse.connect() as con:
-        con.execute(schema.DAILY_STATS).fetchall()
-        con.execute("BEGIN TRANSACTION").fetchall()  # replace the partition atomically: idempotent
-        con.execute("DELETE FROM daily_stats WHERE day = ?", [day]).fetchall()
-        con.execute(schema.DAILY_STATS_FOR_DAY, [day]).fetchall()
-        con.execute("COMMIT").fetchall()
-        rows, req, bids, wins, spend = con.execute(
-            "SELECT count(*), coalesce(sum(requests), 0), coalesce(sum(bids), 0), "
-            "coalesce(sum(wins), 0), coalesce(sum(spend_usd), 0) FROM daily_stats WHERE day = ?",
-            [day]).fetchall()[0]
-        newest = con.execute("SELECT max(decided_at) FROM outcomes WHERE day = ?",
-                             [day]).fetchall()[0][0]
+    with warehouse.open() as db:  # the partition replaced atomically: idempotent
+        got = refresh_daily_stats(db, day)
+        newest = db.scalar("SELECT max(decided_at) FROM outcomes WHERE day = ?", [day])
+    rows, req, bids, wins, spend = (got[k] for k in ("rows", "requests", "bids", "wins",
+                                                     "spend_usd"))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": rows,
         "requests": req,

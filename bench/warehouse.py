@@ -10,7 +10,11 @@ the Dagster/warehouse half of Helios, each figure beside a ceiling measured in t
    lz4, then ingested into a fresh DuckDB file in calls of 500,000 messages until the topic
    is drained (rows/s; target ≥ 200,000). Ceilings: a bare confluent_kafka consume of the
    same topic (messages/s) and DuckDB inserting the same rows from pre-built Arrow tables
-   (rows/s). A second, instrumented pass repeats ingest_topic's steps one by one (read /
+   (rows/s). The same topic is then ingested by the same ``ingest_topic`` into PostgreSQL
+   (pgserver, HELIOS_WAREHOUSE_BACKEND=postgres: parse in a local DuckDB, COPY, dedup,
+   outcomes upsert, offsets, one transaction per call), beside a COPY of the same pre-built
+   rows into the same table (ceiling; ``--skip postgres`` leaves PostgreSQL out). A second,
+   instrumented pass repeats ingest_topic's steps one by one (read /
    read → Arrow / parse in DuckDB / insert + offsets + commit) to name the bottleneck.
 2. ``daily_stats`` for one day over M (default 10,000,000) ``outcomes`` rows generated in
    DuckDB with SQL (diurnal hours, 50 Zipf-skewed domains, 27 segments, 4 media, outcomes
@@ -65,6 +69,8 @@ from bench import write_results
 from helios_pipeline.resources import DuckDBWarehouse, RedisResource
 from helios_pipeline.stack.servers import Server, start_redis, start_tansu
 from helios_pipeline.warehouse import schema, tables, transforms
+from helios_pipeline.warehouse import tables as tables_mod
+from helios_pipeline.warehouse.backend import Warehouse, open_warehouse
 from helios_pipeline.warehouse.ingest import (
     ChunkReader,
     ensure_schema,
@@ -86,6 +92,7 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 TOPIC = "auction_outcomes"
 TABLE = "auction_outcomes"
 MAX_MESSAGES = 500_000  # per ingest_topic call, as the Dagster asset's default
+REPLICA_IDLE_S = 5.0  # the instrumented replica's end-of-topic wait (subtracted)
 PROFILE_BATCH = 20_000  # the user_profiles asset's default batch
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -217,14 +224,17 @@ def bare_consume(s: Settings, n: int) -> float:
     return got / elapsed
 
 
-def timed_ingest(s: Settings, db: Path, n: int) -> dict:
-    """The figure: ingest_topic in calls of MAX_MESSAGES until a call returns nothing."""
-    con = duckdb.connect(str(db))
-    conf = reader_config(s, "bench-ingest")
+def timed_ingest(s: Settings, db: Path | Warehouse, n: int) -> dict:
+    """The figure: ingest_topic in calls of MAX_MESSAGES until a call returns nothing (into
+    the DuckDB file ``db``, or the PostgreSQL warehouse ``db``: the same code, backend.py)."""
+    con = duckdb.connect(str(db)) if isinstance(db, Path) else db
+    conf = reader_config(s, f"bench-ingest-{'duckdb' if isinstance(db, Path) else 'pg'}")
     calls = []
     try:
         with progress() as bar:
-            task = bar.add_task("ingest_topic → auction_outcomes", total=n)
+            task = bar.add_task(f"ingest_topic → auction_outcomes "
+                                f"({'DuckDB' if isinstance(db, Path) else 'PostgreSQL'})",
+                                total=n)
             while True:
                 dt, res = clock(lambda: ingest_topic(con, conf, TOPIC, TABLE, MAX_MESSAGES))
                 calls.append({"seconds": dt, "messages": res.messages, "rows": res.inserted,
@@ -232,7 +242,8 @@ def timed_ingest(s: Settings, db: Path, n: int) -> dict:
                 bar.update(task, advance=res.messages)
                 if res.messages == 0:
                     break
-        stored = con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
+        stored = con.execute(f"SELECT count(*) FROM {TABLE}")
+        stored = (stored if isinstance(stored, list) else stored.fetchall())[0][0]
     finally:
         con.close()
     data = [c for c in calls if c["messages"]]
@@ -260,11 +271,17 @@ def instrumented_ingest(s: Settings, db: Path, n: int) -> tuple[dict, list[pa.Ta
     try:
         ensure_schema(con)
         t = time.perf_counter()
-        reader = ChunkReader(conf, TOPIC, stored_offsets(con, TOPIC), n, 1.0)
+        # idle 5 s, not 1: on a busy machine the first fetch of a 1 M topic can take longer
+        # than 1 s, and the replica then read nothing (seen once)
+        reader = ChunkReader(conf, TOPIC, stored_offsets(con, TOPIC), n, REPLICA_IDLE_S)
         reader.start()
         chunks = list(reader)  # read everything first: no overlap
         reader.join()
-        ph["read_to_arrow"] = time.perf_counter() - t - 1.0  # minus the idle wait at the end
+        if sum(c.num_rows for c in chunks) != n:
+            raise SystemExit(f"the instrumented replica read {sum(c.num_rows for c in chunks)}"
+                             f" of {n} messages")
+        # minus the idle wait at the end
+        ph["read_to_arrow"] = time.perf_counter() - t - REPLICA_IDLE_S
         with progress() as bar:
             task = bar.add_task("ingest phases (sequential replica)", total=n)
             for batch in chunks:
@@ -296,7 +313,7 @@ def instrumented_ingest(s: Settings, db: Path, n: int) -> tuple[dict, list[pa.Ta
         con.close()
     total = sum(ph.values())
     return {"phases_s": ph, "total_s": total, "rows": rows_total,
-            "rows_per_s": rows_total / total, "final_empty_read_s": 1.0}, tables
+            "rows_per_s": rows_total / total, "final_empty_read_s": REPLICA_IDLE_S}, tables
 
 
 def arrow_insert(db: Path, tables: list[pa.Table], on_conflict: bool) -> float:
@@ -323,7 +340,25 @@ def arrow_insert(db: Path, tables: list[pa.Table], on_conflict: bool) -> float:
     return n / elapsed
 
 
-def stage_ingest(s: Settings, work: Path, n: int) -> dict:
+def pg_copy(dsn: str, tables: list[pa.Table]) -> float:
+    """PostgreSQL ceiling: COPY of the same pre-built rows into a fresh auction_outcomes
+    as the ingest creates it (schema ``bench_copy``), one transaction per batch, nothing
+    else: no dedup, no outcomes, no offsets."""
+    with open_warehouse("postgres", dsn=dsn, schema="bench_copy") as db:
+        db.ddl(tables_mod.RAW[TABLE], key=False, replace=True)
+        db.execute(schema.rid_index(TABLE, "postgres") or "")
+        n = 0
+        t0 = time.perf_counter()
+        for k, tbl in enumerate(tables):
+            db.local.register(f"b{k}", tbl)
+            db.begin()
+            n += db.load(TABLE, f"SELECT * FROM b{k}")
+            db.commit()
+            db.local.unregister(f"b{k}")
+        return n / (time.perf_counter() - t0)
+
+
+def stage_ingest(s: Settings, work: Path, n: int, pg_dsn: str | None = None) -> dict:
     console.rule(f"[bold]1. Kafka → auction_outcomes, {n:,} messages")
     ensure_topics(s, [TOPIC])
     msgs, mix = outcome_messages(s, n)
@@ -332,11 +367,18 @@ def stage_ingest(s: Settings, work: Path, n: int) -> dict:
     del msgs
     consume_rate = bare_consume(s, n)
     figure = timed_ingest(s, work / "ingest.duckdb", n)
+    pg: dict = {}
+    if pg_dsn:  # the same topic into PostgreSQL, right after DuckDB, same code path
+        with open_warehouse("postgres", dsn=pg_dsn, schema="bench_ingest") as db:
+            pg["ingest"] = timed_ingest(s, db, n)
     breakdown, tables = instrumented_ingest(s, work / "ingest_breakdown.duckdb", n)
     with spinner("ceiling: DuckDB INSERT from pre-built Arrow"):
         arrow_plain = arrow_insert(work / "arrow_plain.duckdb", tables, on_conflict=False)
         arrow_conflict = arrow_insert(work / "arrow_conflict.duckdb", tables, on_conflict=True)
-    return {"messages": n, "outcome_mix": mix, "avg_message_bytes": avg_bytes,
+    if pg_dsn:
+        with spinner("ceiling: PostgreSQL COPY of pre-built rows"):
+            pg["ceiling_copy_rows_per_s"] = pg_copy(pg_dsn, tables)
+    return {"messages": n, "postgres": pg, "outcome_mix": mix, "avg_message_bytes": avg_bytes,
             "produce_msgs_per_s": produce_rate, "ingest": figure, "breakdown": breakdown,
             "ceiling_bare_consume_msgs_per_s": consume_rate,
             "ceiling_arrow_insert_rows_per_s": arrow_plain,
@@ -625,10 +667,20 @@ def report_rows(res: dict) -> list[tuple[str, str, str, str]]:
         g = res["ingest"]
         f, b = g["ingest"], g["breakdown"]
         cons, arrow = g["ceiling_bare_consume_msgs_per_s"], g["ceiling_arrow_insert_rows_per_s"]
-        out.append((f"Kafka → auction_outcomes, {g['messages']:,} msgs (ingest_topic)",
+        out.append((f"Kafka → auction_outcomes, {g['messages']:,} msgs (ingest_topic, DuckDB)",
                     f"{f['rows_per_s']:,.0f} rows/s ({f['seconds']:.1f} s)",
                     f"bare consume {cons:,.0f} msg/s → {f['rows_per_s'] / cons:.0%} of it",
                     f"≥ 200,000 rows/s {verdict(f['rows_per_s'] >= 200_000)}"))
+        if g.get("postgres"):
+            p = g["postgres"]["ingest"]
+            copy = g["postgres"]["ceiling_copy_rows_per_s"]
+            out.append(("  same topic → PostgreSQL (ingest_topic, COPY)",
+                        f"{p['rows_per_s']:,.0f} rows/s ({p['seconds']:.1f} s)",
+                        f"DuckDB above: {p['rows_per_s'] / f['rows_per_s']:.0%} of it; bare "
+                        f"consume → {p['rows_per_s'] / cons:.0%}",
+                        f"≥ 200,000 rows/s {verdict(p['rows_per_s'] >= 200_000)}"))
+            out.append(("", "", f"PostgreSQL COPY of pre-built rows {copy:,.0f} rows/s → "
+                        f"{p['rows_per_s'] / copy:.0%} of it", ""))
         out.append(("", "", f"DuckDB INSERT from Arrow {arrow:,.0f} rows/s → "
                     f"{f['rows_per_s'] / arrow:.0%} of it", ""))
         out.append(("", f"+{f['final_empty_call_s']:.1f} s final empty call",
@@ -688,8 +740,11 @@ class CpuShare:
     the stage's figure and its ceiling were measured under contention.
     """
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, pids: list[int], parents: list[int] = ()) -> None:
         self.procs = [psutil.Process(), *(psutil.Process(p) for p in pids)]
+        # servers whose work runs in child processes (PostgreSQL's backends): counted with
+        # their reaped children's CPU (psutil's children_user/_system)
+        self.parents = [psutil.Process(p) for p in parents]
         self.start = self._snap()
         self.t0 = time.monotonic()
 
@@ -700,6 +755,12 @@ class CpuShare:
         for proc in self.procs:
             try:
                 own += sum(proc.cpu_times()[:2])
+            except psutil.Error:
+                continue
+        for proc in self.parents:
+            try:
+                own += sum(proc.cpu_times()[:4])
+                own += sum(sum(c.cpu_times()[:2]) for c in proc.children(recursive=True))
             except psutil.Error:
                 continue
         return busy, own
@@ -734,7 +795,7 @@ def main() -> None:
                     help="outcomes stage: outcomes already in the warehouse")
     ap.add_argument("--reps", type=int, default=3, help="outcomes stage: repetitions")
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=("ingest", "stats", "profiles", "outcomes"))
+                    choices=("ingest", "stats", "profiles", "outcomes", "postgres"))
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
 
@@ -748,12 +809,18 @@ def main() -> None:
     s = load_settings(kafka_bootstrap=f"127.0.0.1:{tansu.port}",
                       redis_url=f"redis://127.0.0.1:{redis_srv.port}/0", linger_ms=50)
     pids = [tansu.proc.pid, redis_srv.proc.pid]
+    pg = None
+    if "postgres" not in args.skip:  # the PostgreSQL warehouse (pgserver, Unix socket)
+        import pgserver
+
+        pg = pgserver.get_server(work / "pgdata", cleanup_mode="stop")
+        console.print(f"postgres pid {pg.get_pid()} (pgserver); ingest also into PostgreSQL")
     contention: dict[str, dict] = {}
     results["contention"] = contention
     try:
         if "ingest" not in args.skip:
-            cpu = CpuShare(pids)
-            results["ingest"] = stage_ingest(s, work, args.rows)
+            cpu = CpuShare(pids, [pg.get_pid()] if pg else [])
+            results["ingest"] = stage_ingest(s, work, args.rows, pg.get_uri() if pg else None)
             contention["ingest"] = cpu.done()
         if "stats" not in args.skip:
             cpu = CpuShare(pids)
@@ -773,6 +840,8 @@ def main() -> None:
     finally:
         for srv in servers:
             srv.stop()
+        if pg is not None:
+            pg.cleanup()
         if args.keep:
             console.print(f"kept {work}")
         else:

@@ -181,16 +181,24 @@ class Auditor:
 
 
 # ------------------------------------------------------------------------------ warehouse
-def read_warehouse(path: Path, keys: list[tuple[str, str]], lock_wait_s: float = 10.0
-                   ) -> dict:
+def is_postgres(location: str | Path) -> bool:
+    """The warehouse in stack.json / HELIOS_WAREHOUSE_*: a DuckDB file or a PostgreSQL URI."""
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def read_warehouse(location: str | Path, keys: list[tuple[str, str]],
+                   lock_wait_s: float = 10.0) -> dict:
     """``outcomes`` against the accepted imps: rows, missing keys, doubled keys.
 
-    The one place that reads the warehouse (DuckDB file, read-only connection; a Dagster run
-    holds the file's lock for seconds at most, so the connection is retried meanwhile).
-    ``missing``: keys in ``keys`` with no row; ``duplicated``: keys (any, not only these)
-    with more than one row. A warehouse file without an ``outcomes`` table has every key
-    missing.
+    The one place that reads the warehouse: a DuckDB file (read-only connection; a Dagster
+    run holds the file's lock for seconds at most, so the connection is retried meanwhile)
+    or the PostgreSQL warehouse (``--warehouse postgres``: a URI). ``missing``: keys in
+    ``keys`` with no row; ``duplicated``: keys (any, not only these) with more than one
+    row. A warehouse without an ``outcomes`` table has every key missing.
     """
+    if is_postgres(location):
+        return _read_postgres(str(location), keys)
+    path = Path(location)
     import duckdb
     import pyarrow as pa
 
@@ -220,20 +228,65 @@ def read_warehouse(path: Path, keys: list[tuple[str, str]], lock_wait_s: float =
         con.close()
 
 
-def audit_warehouse(auditor: Auditor, path: Path, wait_s: float, poll_s: float = 1.0) -> dict:
+def _read_postgres(dsn: str, keys: list[tuple[str, str]]) -> dict:
+    """:func:`read_warehouse` on PostgreSQL: the expected keys COPYed into a temporary
+    table, the same two questions asked there; nothing is written to the warehouse."""
+    import csv
+    import io
+
+    import psycopg2
+
+    con = psycopg2.connect(dsn)
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT to_regclass('outcomes') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return {"rows": 0, "missing": len(keys), "duplicated": 0}
+        cur.execute("CREATE TEMP TABLE audit_expected (rid TEXT, imp_id TEXT) ON COMMIT DROP")
+        buf = io.StringIO()
+        csv.writer(buf).writerows(keys)
+        buf.seek(0)
+        cur.copy_expert("COPY audit_expected FROM STDIN WITH (FORMAT csv)", buf)
+        cur.execute("SELECT coalesce(sum(n), 0), count(*) FILTER (WHERE n > 1) "
+                    "FROM (SELECT count(*) AS n FROM outcomes GROUP BY rid, imp_id) t")
+        rows, duplicated = cur.fetchone()
+        cur.execute("SELECT count(*) FROM audit_expected e WHERE NOT EXISTS "
+                    "(SELECT 1 FROM outcomes o WHERE o.rid = e.rid AND o.imp_id = e.imp_id)")
+        missing = cur.fetchone()[0]
+        return {"rows": int(rows), "missing": int(missing), "duplicated": int(duplicated)}
+    finally:
+        con.rollback()
+        con.close()
+
+
+def audit_warehouse(auditor: Auditor, path: str | Path, wait_s: float,
+                    poll_s: float = 1.0) -> dict:
     """The warehouse figures, polled until nothing is missing or ``wait_s`` runs out (the
-    ingest runs on a sensor, so the warehouse trails the wire by a few seconds). No file:
-    not checked, and said so."""
-    if not path.exists():
-        return {"checked": False, "path": str(path),
+    ingest runs on a sensor, so the warehouse trails the wire by a few seconds). No DuckDB
+    file: not checked, and said so. A PostgreSQL URI is shown without its password."""
+    shown = _without_password(str(path))
+    if not is_postgres(path) and not Path(path).exists():
+        return {"checked": False, "path": shown,
                 "reason": f"no warehouse file at {path} (Dagster not run yet?)"}
     keys = auditor.expected_keys()
     deadline = time.monotonic() + wait_s
     while True:
         figures = read_warehouse(path, keys)
         if figures["missing"] == 0 or time.monotonic() >= deadline:
-            return {"checked": True, "path": str(path), "table": "outcomes", **figures}
+            return {"checked": True, "path": shown, "table": "outcomes", **figures}
         time.sleep(poll_s)
+
+
+def _without_password(location: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not is_postgres(location):
+        return location
+    parts = urlsplit(location)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return location
 
 
 def verdict(rep: dict) -> bool:

@@ -204,12 +204,21 @@ def up(
     replicas: Annotated[str | None, typer.Option(
         help="Consumers per group, e.g. bidder=2,auctioneer=2 [HELIOS_BIDDER_REPLICAS, "
              "HELIOS_AUCTIONEER_REPLICAS]")] = None,
+    warehouse: Annotated[str | None, typer.Option(
+        "--warehouse", help="Warehouse backend: duckdb (a file) or postgres (the embedded "
+                            "PostgreSQL, or HELIOS_WAREHOUSE_DSN) [HELIOS_WAREHOUSE_BACKEND]")
+    ] = None,
 ) -> None:
     """Run the whole streaming platform on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
     from helios_pipeline.stack.supervisor import StackError, Supervisor
+    from helios_pipeline.warehouse.backend import BACKENDS
 
+    if warehouse is not None and warehouse not in BACKENDS:
+        raise fail(f"--warehouse {warehouse} (instead of HELIOS_WAREHOUSE_BACKEND) is not a "
+                   f"warehouse backend: use {' or '.join(BACKENDS)}")
     counts = parse_replicas(replicas) if replicas else {}
-    s = _settings(kafka_port=kafka_port, redis_port=redis_port, profile_port=profile_port,
+    s = _settings(warehouse_backend=warehouse, kafka_port=kafka_port, redis_port=redis_port,
+                  profile_port=profile_port,
                   gateway_port=gateway_port, bidder_metrics_port=bidder_metrics_port,
                   auctioneer_metrics_port=auctioneer_metrics_port,
                   profile_metrics_port=profile_metrics_port, dagster_port=dagster_port,
@@ -382,9 +391,9 @@ def audit(
     wait: Annotated[float, typer.Option(help="Seconds to wait for the pipeline to drain")] = 30.0,
     bootstrap: Annotated[str | None, typer.Option(
         help="Kafka bootstrap (default: from stack.json)")] = None,
-    warehouse: Annotated[Path | None, typer.Option(
-        help="Warehouse DuckDB file (default: from stack.json) [HELIOS_WAREHOUSE_PATH]")
-    ] = None,
+    warehouse: Annotated[str | None, typer.Option(
+        help="Warehouse: a DuckDB file or a PostgreSQL URI (default: from stack.json) "
+             "[HELIOS_WAREHOUSE_PATH]")] = None,
 ) -> None:
     """Check that every accepted imp has exactly one outcome or dead letter: on the wire
     (duplicates allowed: at-least-once) and in the warehouse's outcomes (none missing, none
@@ -397,8 +406,9 @@ def audit(
     t0 = time.monotonic()
     bs, source = _resolve(s, bootstrap, "kafka_bootstrap", "kafka_bootstrap",
                           f"127.0.0.1:{s.kafka_port}")
-    wh, wh_source = _resolve(s, str(warehouse) if warehouse else None, "warehouse",
-                             "warehouse_path", str(s.warehouse))
+    wh, wh_source = _resolve(s, warehouse, "warehouse", "warehouse_path",
+                             s.warehouse_dsn if s.warehouse_backend == "postgres" and
+                             s.warehouse_dsn else str(s.warehouse))
     try:
         auditor = Auditor(s.model_copy(update={"kafka_bootstrap": bs}))
     except Exception as exc:
@@ -407,7 +417,7 @@ def audit(
     try:
         rep = auditor.drain(wait)
         try:
-            rep["warehouse"] = audit_warehouse(auditor, Path(wh),
+            rep["warehouse"] = audit_warehouse(auditor, wh,  # a DuckDB file or a URI
                                                max(0.0, wait - (time.monotonic() - t0)))
         except Exception as exc:
             raise fail(f"cannot read the warehouse {wh} (from {wh_source}; {exc}): pass "
@@ -415,8 +425,9 @@ def audit(
     finally:
         auditor.close()
     rep["ok"] = verdict(rep)
-    console.print(f"[dim]audited Kafka at {bs} (from {source}) and the warehouse {wh} "
-                  f"(from {wh_source})[/]", highlight=False, soft_wrap=True)
+    console.print(f"[dim]audited Kafka at {bs} (from {source}) and the warehouse "
+                  f"{rep['warehouse']['path']} (from {wh_source})[/]", highlight=False,
+                  soft_wrap=True)
     if as_json:
         print_json_line(rep)
     else:
@@ -440,12 +451,13 @@ def export(
     warehouse: Annotated[Path | None, typer.Option(
         help="Warehouse DuckDB file [HELIOS_WAREHOUSE_PATH]")] = None,
 ) -> None:
-    """Write analyst exports (Parquet per day + a read-only DuckDB file) from the warehouse."""
+    """Write analyst exports (Parquet per day + a read-only DuckDB file) from the warehouse
+    (the DuckDB file, or PostgreSQL when HELIOS_WAREHOUSE_BACKEND=postgres)."""
     from datetime import date
 
     import duckdb
 
-    from helios_pipeline.resources import DuckDBWarehouse
+    from helios_pipeline.resources import WarehouseResource
     from helios_pipeline.warehouse.exports import export as run_export
 
     days = {}
@@ -460,20 +472,30 @@ def export(
     if out.exists() and not out.is_dir():
         raise fail(f"--out {out} is a file: give a directory (it is created if missing)")
     s = get_settings()
-    path = warehouse or s.warehouse
-    if not path.exists():
-        raise fail(f"no warehouse at {path}: run `make demo` or materialise the outcome "
-                   f"tables first, or pass --warehouse")
-    wh = DuckDBWarehouse(path=str(path), lock_timeout_s=30)
+    if warehouse is None and s.warehouse_backend == "postgres":
+        if not s.warehouse_dsn:
+            raise fail("HELIOS_WAREHOUSE_BACKEND=postgres needs HELIOS_WAREHOUSE_DSN: set it to "
+                       "the warehouse's PostgreSQL URI, or pass --warehouse FILE")
+        wh = WarehouseResource(backend="postgres", dsn=s.warehouse_dsn)
+        where = "the PostgreSQL warehouse (HELIOS_WAREHOUSE_DSN)"
+    else:
+        path = warehouse or s.warehouse
+        if not path.exists():
+            raise fail(f"no warehouse at {path}: run `make demo` or materialise the outcome "
+                       f"tables first, or pass --warehouse")
+        wh = WarehouseResource(path=str(path), lock_timeout_s=30)
+        where = str(path)
+    import psycopg2.errors
+
     with progress() as bar:
         task = bar.add_task("exporting days", total=None)
         try:
-            with wh.connect(read_only=True) as con:
-                counts = run_export(con, out, from_, to,
+            with wh.open(read_only=True) as db:
+                counts = run_export(db, out, from_, to,
                                     on_day=lambda d, n, total: bar.update(task, completed=n,
                                                                           total=total))
-        except duckdb.CatalogException:
-            raise fail(f"{path} has no outcomes table yet: materialise `outcomes` first") \
+        except (duckdb.CatalogException, psycopg2.errors.UndefinedTable):
+            raise fail(f"{where} has no outcomes table yet: materialise `outcomes` first") \
                 from None
     out.mkdir(parents=True, exist_ok=True)
     n = counts["days"]

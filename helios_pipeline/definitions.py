@@ -23,11 +23,11 @@ from helios_pipeline.jobs import (
     report_job,
 )
 from helios_pipeline.resources import (
-    DuckDBWarehouse,
     KafkaResource,
     PathsResource,
     PostgresResource,
     RedisResource,
+    WarehouseResource,
 )
 from sensors.alerts import alert_on_check_failure, alert_on_run_failure
 from sensors.outcome_topic import outcome_topic_sensor
@@ -56,7 +56,9 @@ defs = dg.Definitions(
             topic_responses=dg.EnvVar("HELIOS_TOPIC_RESPONSES"),
         ),
         "redis": RedisResource(url=dg.EnvVar("HELIOS_REDIS_URL")),
-        "warehouse": DuckDBWarehouse(path=dg.EnvVar("HELIOS_WAREHOUSE_PATH")),
+        "warehouse": WarehouseResource(path=dg.EnvVar("HELIOS_WAREHOUSE_PATH"),
+                                       backend=dg.EnvVar("HELIOS_WAREHOUSE_BACKEND"),
+                                       dsn=dg.EnvVar("HELIOS_WAREHOUSE_DSN")),
         "postgres": PostgresResource(dsn=dg.EnvVar("HELIOS_POSTGRES_DSN")),
         "paths": PathsResource(reports_dir=dg.EnvVar("HELIOS_REPORTS_DIR"),
                                exports_dir=dg.EnvVar("HELIOS_EXPORTS_DIR"),

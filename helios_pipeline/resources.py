@@ -10,6 +10,12 @@ from contextlib import contextmanager
 import dagster as dg
 import duckdb
 
+from helios_pipeline.warehouse.backend import (
+    DuckDBBackend,
+    PostgresBackend,
+    Warehouse,
+    check_backend,
+)
 from ingest_services.common.kafka import reader_config
 from ingest_services.settings import load_settings
 
@@ -38,15 +44,29 @@ class RedisResource(dg.ConfigurableResource):
         return store.connect(self.url)
 
 
-class DuckDBWarehouse(dg.ConfigurableResource):
-    """The warehouse file. One writer at a time (the ``duckdb_writer`` pool); connections
-    are short-lived and retried briefly if another process holds the lock."""
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse, on the backend HELIOS_WAREHOUSE_BACKEND chooses: ``duckdb`` (the file
+    at ``path``, the embedded default) or ``postgres`` (``dsn``; ``pg_schema`` optionally
+    puts the tables in their own schema). Writers run one at a time (the ``duckdb_writer``
+    pool; on PostgreSQL also an advisory lock, warehouse/backend.py); connections are
+    short-lived; a DuckDB file held by another process is retried briefly.
 
-    path: str
+    ``open()`` is the backend-neutral connection (warehouse/backend.py) the warehouse code
+    takes; ``reader()`` a DuckDB connection on which the given tables can be read, for code
+    written in DuckDB SQL (report, exports, snapshot); ``connect()`` the DuckDB file itself.
+    """
+
+    path: str = ""
+    backend: str = "duckdb"
+    dsn: str = ""
+    pg_schema: str = ""
     lock_timeout_s: float = 60.0
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.backend != "duckdb":
+            raise ValueError(f"the warehouse is on {self.backend} (HELIOS_WAREHOUSE_BACKEND): "
+                             "use WarehouseResource.open(), not connect()")
         deadline = time.monotonic() + self.lock_timeout_s
         while True:
             try:
@@ -60,6 +80,32 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+    @contextmanager
+    def open(self, read_only: bool = False) -> Iterator[Warehouse]:
+        check_backend(self.backend, self.dsn)
+        if self.backend == "duckdb":
+            with self.connect(read_only) as con:
+                yield DuckDBBackend(con)
+            return
+        db = PostgresBackend(self.dsn, self.pg_schema or None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def reader(self, wanted: dict[str, str | None]) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection on which each table of ``wanted`` (name → SQL filter or None)
+        is readable by its name: the DuckDB file read-only, or on PostgreSQL an in-memory
+        DuckDB holding those tables' filtered rows."""
+        with self.open(read_only=True) as db:
+            for table, where in wanted.items():
+                db.to_local(table, where)
+            yield db.local
+
+
+DuckDBWarehouse = WarehouseResource  # the name the assets and tests have always used
 
 
 class PathsResource(dg.ConfigurableResource):

@@ -174,6 +174,9 @@ class Settings(GatewaySettings, BidderSettings, AuctioneerSettings, ProfileSetti
 
     # --- warehouse and outputs (default: under HELIOS_HOME) ---
     warehouse_path: Path | None = Field(None, description="default HOME/warehouse.duckdb")
+    warehouse_backend: Literal["duckdb", "postgres"] = Field(
+        "duckdb", description="duckdb (embedded file) or postgres (HELIOS_WAREHOUSE_DSN)")
+    warehouse_dsn: str | None = Field(None, description="PostgreSQL warehouse (libpq URI)")
     reports_dir: Path | None = Field(None, description="default HOME/reports")
     exports_dir: Path | None = Field(None, description="default HOME/exports")
     export_refresh_s: float = Field(300.0, ge=0, description="exports follow ingest, seconds")

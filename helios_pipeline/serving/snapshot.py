@@ -20,6 +20,7 @@ What is in it:
 
 Publishing copies the table, so its cost grows with history: fine for the embedded default
 (about 1 s per million rows here); past one machine the serving store is PostgreSQL (#8).
+From a PostgreSQL warehouse the same file is written: its rows are read over ``COPY`` first.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from helios_pipeline.warehouse.backend import Warehouse
 
 CUBE_DIMS = ("day", "hour", "site_domain", "segment", "media", "enriched", "outcome",
              "loss_reason")
@@ -73,9 +76,16 @@ class Published:
     seconds: float
 
 
-def publish(con: duckdb.DuckDBPyConnection, path: Path) -> Published:
-    """Write a snapshot of the warehouse behind ``con`` to ``path``, atomically."""
+def publish(con: duckdb.DuckDBPyConnection | Warehouse, path: Path) -> Published:
+    """Write a snapshot of the warehouse behind ``con`` to ``path``, atomically. On a
+    PostgreSQL warehouse, ``outcomes`` and the requests' user ids are first copied into the
+    connection's local DuckDB (backend.py ``to_local``), which then writes the same file."""
     t0 = time.perf_counter()
+    if isinstance(con, Warehouse):
+        if con.dialect != "duckdb":
+            con.to_local("outcomes")
+            con.to_local("bid_requests", columns=("rid", "imp_id", "user_id"))
+        con = con.local
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)

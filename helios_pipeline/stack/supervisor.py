@@ -66,7 +66,10 @@ def endpoints(s: Settings) -> dict[str, str]:
         "api_url": f"http://127.0.0.1:{s.api_port}/api/",
         "dashboard_url": f"http://127.0.0.1:{s.api_port}/",
         **({"dagster_ui": f"http://127.0.0.1:{s.dagster_port}"} if s.dagster else {}),
-        "warehouse": str(s.warehouse.resolve()),
+        # the DuckDB file, or (--warehouse postgres) the PostgreSQL URI, set once it runs
+        "warehouse": str(s.warehouse.resolve()) if s.warehouse_backend == "duckdb"
+        else s.warehouse_dsn or "",
+        "warehouse_backend": s.warehouse_backend,
     }
 
 
@@ -154,6 +157,18 @@ def stop_all(procs: list[psutil.Process], grace: float) -> list[str]:
     return names
 
 
+WAREHOUSE_DB = "helios_warehouse"
+
+
+def check_warehouse(s: Settings) -> None:
+    """``--warehouse postgres`` needs a PostgreSQL: HELIOS_WAREHOUSE_DSN, or the embedded one."""
+    if s.warehouse_backend == "postgres" and not s.warehouse_dsn and (
+            s.postgres_dsn or not s.postgres):
+        raise StackError("--warehouse postgres needs a PostgreSQL warehouse: set "
+                         "HELIOS_WAREHOUSE_DSN, or let helios up start its own (HELIOS_POSTGRES"
+                         "=true and HELIOS_POSTGRES_DSN unset)")
+
+
 class Supervisor:
     def __init__(self, s: Settings, log: Callable[[str], None] = print) -> None:
         self.s = s
@@ -176,7 +191,10 @@ class Supervisor:
             "HELIOS_KAFKA_BOOTSTRAP": self.eps["kafka_bootstrap"],
             "HELIOS_REDIS_URL": self.eps["redis_url"],
             "HELIOS_PROFILE_ADDR": self.eps["profile_service"],
-            "HELIOS_WAREHOUSE_PATH": self.eps["warehouse"],
+            "HELIOS_WAREHOUSE_PATH": str(self.s.warehouse.resolve()),
+            "HELIOS_WAREHOUSE_BACKEND": self.s.warehouse_backend,
+            "HELIOS_WAREHOUSE_DSN": (self.eps["warehouse"]
+                                     if self.s.warehouse_backend == "postgres" else ""),
             "HELIOS_REPORTS_DIR": str(self.s.reports.resolve()),
             "HELIOS_EXPORTS_DIR": str(self.s.exports.resolve()),
             "HELIOS_SERVING_PATH": str(self.s.serving.resolve()),
@@ -316,6 +334,7 @@ class Supervisor:
                 f"stop it with `helios down`, or start another with --home") from None
         self.lock = lock
         check_ports(self.s)
+        check_warehouse(self.s)
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "redis").mkdir(exist_ok=True)
         for child in self.plan():
@@ -339,22 +358,42 @@ class Supervisor:
         self._write_state("ready")
 
     def _start_postgres(self) -> None:
-        """PostgreSQL from the pgserver wheel: the serving database for several readers.
+        """PostgreSQL from the pgserver wheel: the serving database for several readers, and
+        with ``--warehouse postgres`` the warehouse too (its own database, WAREHOUSE_DB).
 
         pgserver runs postgres as its own daemon (not a child we can restart); the stack
         stops it in stop(). A DSN given in HELIOS_POSTGRES_DSN is used instead.
         """
         if self.s.postgres_dsn:
             self.eps["postgres_dsn"] = self.s.postgres_dsn
-            return
-        if not self.s.postgres:
-            return
-        import pgserver
+        elif self.s.postgres:
+            import pgserver
 
-        self.s.postgres_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.postgres = pgserver.get_server(self.s.postgres_dir.resolve(), cleanup_mode="stop")
-        self.eps["postgres_dsn"] = self.postgres.get_uri()
-        self.log(f"started postgres (pid {self.postgres.get_pid()})")
+            self.s.postgres_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.postgres = pgserver.get_server(self.s.postgres_dir.resolve(),
+                                                cleanup_mode="stop")
+            self.eps["postgres_dsn"] = self.postgres.get_uri()
+            self.log(f"started postgres (pid {self.postgres.get_pid()})")
+        if self.s.warehouse_backend == "postgres" and not self.s.warehouse_dsn:
+            self.eps["warehouse"] = self._warehouse_database()
+            self.log(f"warehouse on PostgreSQL (database {WAREHOUSE_DB})")
+
+    def _warehouse_database(self) -> str:
+        """The embedded PostgreSQL's warehouse database (created on first use): apart from
+        the serving tables, whose ``daily_stats`` has the warehouse table's name."""
+        import psycopg2
+
+        assert self.postgres is not None  # check_warehouse() made sure
+        con = psycopg2.connect(self.postgres.get_uri())
+        try:
+            con.autocommit = True
+            with con.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [WAREHOUSE_DB])
+                if cur.fetchone() is None:
+                    cur.execute(f"CREATE DATABASE {WAREHOUSE_DB}")
+        finally:
+            con.close()
+        return self.postgres.get_uri(WAREHOUSE_DB)
 
     def _create_topics(self) -> None:
         from ingest_services.common.kafka import ensure_topics

@@ -29,13 +29,9 @@ from pathlib import Path
 
 import duckdb
 
+from helios_pipeline.warehouse.backend import Warehouse, as_warehouse
+
 TABLES = ("outcomes", "daily_stats")
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchall()[0][0])
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -47,15 +43,16 @@ def _old_layout(out_dir: Path) -> bool:
     return any(any((out_dir / t).glob("day=*")) for t in TABLES)
 
 
-def _warehouse_marks(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int]]:
-    """Per day: outcome rows, daily_stats rows and summed requests (cheap change marks)."""
-    marks = {d: [n, 0, 0] for d, n in con.execute(
-        "SELECT strftime(day, '%Y-%m-%d'), count(*) FROM outcomes WHERE day IS NOT NULL "
-        "GROUP BY ALL").fetchall()}
-    if _has_table(con, "daily_stats"):
-        for d, n, req in con.execute(
-                "SELECT strftime(day, '%Y-%m-%d'), count(*), sum(requests)::BIGINT "
-                "FROM daily_stats GROUP BY ALL").fetchall():
+def _warehouse_marks(db: Warehouse) -> dict[str, tuple[int, int, int]]:
+    """Per day: outcome rows, daily_stats rows and summed requests (cheap change marks),
+    in SQL both backends run."""
+    marks = {str(d): [n, 0, 0] for d, n in db.execute(
+        "SELECT day, count(*) FROM outcomes WHERE day IS NOT NULL GROUP BY day")}
+    if db.has_table("daily_stats"):
+        for d, n, req in db.execute(
+                "SELECT day, count(*), CAST(sum(requests) AS BIGINT) "
+                "FROM daily_stats GROUP BY day"):
+            d = str(d)
             marks.setdefault(d, [0, 0, 0])[1:] = [n, req]
     return {d: tuple(m) for d, m in marks.items()}
 
@@ -79,18 +76,19 @@ def _export_marks(con: duckdb.DuckDBPyConnection, out_dir: Path) -> dict[str, tu
     return {d: tuple(m) for d, m in marks.items()}
 
 
-def stale_days(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[str]:
+def stale_days(con: duckdb.DuckDBPyConnection | Warehouse, out_dir: Path) -> list[str]:
     """Days whose rows in the warehouse differ from the export's (new days included):
     what an incremental refresh rewrites. Everything while the old layout is there."""
-    warehouse = _warehouse_marks(con)
+    db = as_warehouse(con)
+    warehouse = _warehouse_marks(db)
     if _old_layout(out_dir):
         return sorted(warehouse)
-    exported = _export_marks(con, out_dir)
+    exported = _export_marks(db.local, out_dir)
     return sorted(d for d, m in warehouse.items() if exported.get(d) != m)
 
 
 def export(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | Warehouse,
     out_dir: Path,
     day_from: str | None = None,
     day_to: str | None = None,
@@ -98,40 +96,45 @@ def export(
     days: list[str] | None = None,
 ) -> dict:
     """Write the days in range (all by default; only ``days`` when given); returns counts.
-    Used by the asset and the CLI. Days outside the selection keep their files."""
+    Used by the asset and the CLI. Days outside the selection keep their files. From a
+    PostgreSQL warehouse each day's rows are copied into the local DuckDB first (backend.py
+    ``to_local``), which writes the same files."""
+    db = as_warehouse(con)
     out_dir.mkdir(parents=True, exist_ok=True)
     migrate = _old_layout(out_dir)
     if migrate:  # rewrite everything once in the new layout, then drop the old directories
         day_from = day_to = days = None
     where = (
-        "WHERE day BETWEEN coalesce(?::DATE, DATE '0001-01-01') "
-        "AND coalesce(?::DATE, DATE '9999-12-31')"
+        "WHERE day BETWEEN coalesce(CAST(? AS DATE), DATE '0001-01-01') "
+        "AND coalesce(CAST(? AS DATE), DATE '9999-12-31')"
     )
     chosen = [
         str(d)
-        for (d,) in con.execute(
+        for (d,) in db.execute(
             f"SELECT DISTINCT day FROM outcomes {where} AND day IS NOT NULL ORDER BY day",
             [day_from, day_to],
-        ).fetchall()
+        )
     ]
     if days is not None:
         wanted = set(days)
         chosen = [d for d in chosen if d in wanted]
-    tables = [t for t in TABLES if t == "outcomes" or _has_table(con, t)]
+    tables = [t for t in TABLES if t == "outcomes" or db.has_table(t)]
+    local = db.local
     counts = {"days": len(chosen), "outcomes": 0, "daily_stats": 0}
     for done, day in enumerate(chosen, start=1):
         for table in tables:
             folder = out_dir / table
             folder.mkdir(parents=True, exist_ok=True)
+            rel = db.to_local(table, f"day = DATE '{day}'")
             cols = ", ".join("day::TIMESTAMP AS day" if c == "day" else f'"{c}"'
-                             for c in _columns(con, table))
+                             for c in _columns(local, rel))
             # hidden (no reader's glob picks it up) and unique (runs may overlap)
             tmp = folder / f".{day}.{uuid.uuid4().hex}.parquet.tmp"
-            con.execute(
-                f"COPY (SELECT {cols} FROM {table} WHERE day = ?::DATE) "
+            local.execute(
+                f"COPY (SELECT {cols} FROM {rel} WHERE day = ?::DATE) "
                 f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)", [day]
             ).fetchall()
-            counts[table] += con.execute(
+            counts[table] += local.execute(
                 "SELECT count(*) FROM read_parquet(?)", [str(tmp)]).fetchall()[0][0]
             os.replace(tmp, folder / f"{day}.parquet")
         if on_day:

@@ -31,7 +31,8 @@ import duckdb
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from helios_pipeline.warehouse import schema, transforms
+from helios_pipeline.warehouse import schema, tables, transforms
+from helios_pipeline.warehouse.backend import Warehouse, as_warehouse
 
 
 @dataclass
@@ -44,69 +45,76 @@ class IngestResult:
     offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset
 
 
-def _has(con: duckdb.DuckDBPyConnection, table: str, primary_key: bool = False) -> bool:
-    view = "duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' AND" if primary_key \
-        else "duckdb_tables() WHERE"
-    return con.execute(
-        f"SELECT count(*) FROM {view} table_name = ? AND database_name = current_database() "
-        "AND schema_name = current_schema()", [table]).fetchall()[0][0] > 0
-
-
-def _drop_key(con: duckdb.DuckDBPyConnection, table: str, ddl: str) -> None:
-    """Rebuild ``table`` from a warehouse of an older version without its primary key (DuckDB
-    cannot drop one), rows in (rid, imp_id) order — a one-off, in one transaction."""
-    con.execute("BEGIN TRANSACTION").fetchall()
+def _drop_key(db: Warehouse, table: str, row: type[tables.Table]) -> None:
+    """Rebuild ``table`` from a warehouse of an older version without its primary key
+    (DuckDB cannot drop one), rows in (rid, imp_id) order — a one-off, in one transaction."""
+    db.begin()
     try:
-        con.execute(f"ALTER TABLE {table} RENAME TO {table}_keyed").fetchall()
-        con.execute(ddl).fetchall()
-        con.execute(f"INSERT INTO {table} SELECT * FROM {table}_keyed ORDER BY rid, imp_id"
-                    ).fetchall()
-        con.execute(f"DROP TABLE {table}_keyed").fetchall()
-        con.execute("COMMIT").fetchall()
+        db.execute(f"ALTER TABLE {table} RENAME TO {table}_keyed")
+        db.ddl(row, key=False)
+        db.execute(f"INSERT INTO {table} SELECT * FROM {table}_keyed ORDER BY rid, imp_id")
+        db.execute(f"DROP TABLE {table}_keyed")
+        db.commit()
     except BaseException:
-        con.execute("ROLLBACK").fetchall()
+        db.rollback()
         raise
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for table, ddl in schema.RAW_TABLES.items():
-        if _has(con, table, primary_key=True):
-            _drop_key(con, table, ddl)
-        con.execute(ddl).fetchall()
-    con.execute(schema.OFFSETS).fetchall()
-    con.execute(schema.REJECTS).fetchall()
-    ensure_outcomes(con)
+def ensure_schema(con: duckdb.DuckDBPyConnection | Warehouse) -> None:
+    db = as_warehouse(con)
+    for table, row in tables.RAW.items():
+        if db.has_primary_key(table):
+            _drop_key(db, table, row)
+    db.begin()  # under the writer lock: concurrent CREATE IF NOT EXISTS can collide in PG
+    try:
+        db.lock_writers()
+        for table, row in tables.RAW.items():
+            db.ddl(row, key=False)
+            if index := schema.rid_index(table, db.dialect):
+                db.execute(index)
+        db.ddl(tables.IngestOffset)
+        db.ddl(tables.IngestReject)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    ensure_outcomes(db)
 
 
-def ensure_outcomes(con: duckdb.DuckDBPyConnection) -> bool:
+def ensure_outcomes(con: duckdb.DuckDBPyConnection | Warehouse) -> bool:
     """Make sure ``outcomes`` and the pending tables exist; a warehouse from an older version
-    (``outcomes`` built by CREATE TABLE AS without pending tables, or with a primary key) or
-    without them is rebuilt once. True when it rebuilt."""
-    if _has(con, "outcomes") and not _has(con, "outcomes", primary_key=True) and all(
-            _has(con, p) for p in schema.PENDING.values()):
+    (``outcomes`` built by CREATE TABLE AS without pending tables, or with a primary key)
+    or without them is rebuilt once. True when it rebuilt."""
+    db = as_warehouse(con)
+    if db.has_table("outcomes") and not db.has_primary_key("outcomes") and all(
+            db.has_table(p) for p in schema.PENDING.values()):
         return False
-    rebuild_outcomes(con)
+    rebuild_outcomes(db)
     return True
 
 
-def rebuild_outcomes(con: duckdb.DuckDBPyConnection) -> int:
+def rebuild_outcomes(con: duckdb.DuckDBPyConnection | Warehouse) -> int:
     """Recompute ``outcomes`` and the pending tables from all raw rows, in one transaction
     (a one-off: migration, repair, tests). Returns the number of outcomes rows."""
-    con.execute("BEGIN TRANSACTION").fetchall()
+    db = as_warehouse(con)
+    db.begin()
     try:
-        con.execute(schema.OUTCOMES_REPLACE).fetchall()
-        n = con.execute(f"INSERT INTO outcomes {schema.outcomes_select()} ORDER BY rid, imp_id"
-                        ).fetchall()[0][0]
-        con.execute("CREATE OR REPLACE TEMP TABLE settled_keys AS "
-                    + schema.settled("auction_outcomes", {t: t for t in schema.RAW_TABLES})
-                    ).fetchall()
+        db.lock_writers()
+        db.ddl(tables.OutcomeRow, key=False, replace=True)
+        if index := schema.rid_index("outcomes", db.dialect):
+            db.execute(index)
+        n = db.modify(f"INSERT INTO outcomes {schema.outcomes_select()} ORDER BY rid, imp_id")
+        db.temp("settled_keys",
+                schema.settled("auction_outcomes", {t: t for t in schema.RAW_TABLES}))
         for raw, pending in schema.PENDING.items():
-            con.execute(f"CREATE OR REPLACE TABLE {pending} AS "
-                        f"FROM {raw} ANTI JOIN settled_keys USING (rid, imp_id)").fetchall()
-        con.execute("DROP TABLE settled_keys").fetchall()
-        con.execute("COMMIT").fetchall()
+            db.execute(f"DROP TABLE IF EXISTS {pending}")
+            db.execute(f"CREATE TABLE {pending} AS SELECT * FROM {raw} r WHERE NOT EXISTS "
+                       "(SELECT 1 FROM settled_keys s WHERE s.rid = r.rid AND "
+                       "s.imp_id = r.imp_id)")
+        db.execute("DROP TABLE settled_keys")
+        db.commit()
     except BaseException:
-        con.execute("ROLLBACK").fetchall()
+        db.rollback()
         raise
     return n
 
@@ -115,29 +123,34 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def rid_range(con: duckdb.DuckDBPyConnection, rows: str) -> str | None:
+def rid_range(con: duckdb.DuckDBPyConnection | Warehouse, rows: str) -> str | None:
     """``rid BETWEEN lo AND hi`` over the rids of relation ``rows`` (None when empty), with
-    literal bounds so DuckDB prunes row groups by their min/max rid before scanning."""
-    lo, hi = con.execute(f"SELECT min(rid), max(rid) FROM {rows}").fetchall()[0]
+    literal bounds so DuckDB prunes row groups by their min/max rid before scanning (and
+    PostgreSQL's BRIN index on rid, schema.rid_index, the block ranges)."""
+    lo, hi = as_warehouse(con).execute(f"SELECT min(rid), max(rid) FROM {rows}")[0]
     return None if lo is None else f"rid BETWEEN {_literal(lo)} AND {_literal(hi)}"
 
 
-def insert_new(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> int:
+def insert_new(con: duckdb.DuckDBPyConnection | Warehouse, table: str, rows: str,
+               staged: bool = False) -> int:
     """Insert the rows of query ``rows`` (positional, in ``table``'s column order) whose
     (rid, imp_id) ``table`` does not hold yet, each key once (duplicates on the wire carry
     the same row); they are left in the temp table ``ingest_new``. Returns how many. Only
-    the table's rows in the batch's rid range are compared (see the module doc)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE ingest_rows AS FROM {table} LIMIT 0").fetchall()
-    con.execute(f"INSERT INTO ingest_rows {rows}").fetchall()
-    in_range = rid_range(con, "ingest_rows")
-    known = f"(SELECT rid, imp_id FROM {table} WHERE {in_range or 'false'})"
-    con.execute("CREATE OR REPLACE TEMP TABLE ingest_new AS FROM ingest_rows ANTI JOIN "
-                f"{known} USING (rid, imp_id) "
-                "QUALIFY row_number() OVER (PARTITION BY rid, imp_id) = 1").fetchall()
-    return con.execute(f"INSERT INTO {table} FROM ingest_new").fetchall()[0][0]
+    the table's rows in the batch's rid range are compared (see the module doc).
+    ``staged``: the rows are already in the temp table ``ingest_rows``."""
+    db = as_warehouse(con)
+    if not staged:
+        db.temp("ingest_rows", f"SELECT * FROM {table} WHERE false")
+        db.execute(f"INSERT INTO ingest_rows {rows}")
+    in_range = rid_range(db, "ingest_rows")
+    db.temp("ingest_new", "SELECT DISTINCT ON (rid, imp_id) * FROM ingest_rows n "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {in_range or 'false'} "
+            "AND t.rid = n.rid AND t.imp_id = n.imp_id)")
+    return db.modify(f"INSERT INTO {table} SELECT * FROM ingest_new")
 
 
-def refresh_outcomes(con: duckdb.DuckDBPyConnection, table: str, new_rows: str) -> None:
+def refresh_outcomes(con: duckdb.DuckDBPyConnection | Warehouse, table: str,
+                     new_rows: str) -> None:
     """Bring ``outcomes`` up to date after ``new_rows`` (a relation: rows just inserted into
     raw ``table``, none of them there before) — inside the caller's transaction.
 
@@ -148,28 +161,25 @@ def refresh_outcomes(con: duckdb.DuckDBPyConnection, table: str, new_rows: str) 
     exist — looked up in the keys' rid range only — and inserted afresh; then keys that now
     have all three rows leave the pending tables.
     """
+    db = as_warehouse(con)
     pending = schema.PENDING
-    con.execute(f"INSERT INTO {pending[table]} SELECT * FROM {new_rows}").fetchall()
-    con.execute(f"CREATE OR REPLACE TEMP TABLE ingest_keys AS SELECT rid, imp_id FROM {new_rows}"
-                ).fetchall()
-    con.execute("CREATE OR REPLACE TEMP TABLE ingest_fresh AS "
-                + schema.outcomes_fresh("ingest_keys")).fetchall()
-    in_range = rid_range(con, "ingest_fresh")
+    db.execute(f"INSERT INTO {pending[table]} SELECT * FROM {new_rows}")
+    db.temp("ingest_keys", f"SELECT rid, imp_id FROM {new_rows}")
+    db.temp("ingest_fresh", schema.outcomes_fresh("ingest_keys"))
+    in_range = rid_range(db, "ingest_fresh")
     if in_range is not None:
-        con.execute(f"DELETE FROM outcomes WHERE {in_range} AND (rid, imp_id) IN "
-                    "(SELECT rid, imp_id FROM ingest_fresh)").fetchall()
-        con.execute("INSERT INTO outcomes FROM ingest_fresh").fetchall()
-    con.execute("CREATE OR REPLACE TEMP TABLE ingest_settled AS "
-                + schema.settled("ingest_keys", pending)).fetchall()
+        db.execute(f"DELETE FROM outcomes WHERE {in_range} AND (rid, imp_id) IN "
+                   "(SELECT rid, imp_id FROM ingest_fresh)")
+        db.execute("INSERT INTO outcomes SELECT * FROM ingest_fresh")
+    db.temp("ingest_settled", schema.settled("ingest_keys", pending))
     for p in pending.values():
-        con.execute(f"DELETE FROM {p} USING ingest_settled s "
-                    f"WHERE {p}.rid = s.rid AND {p}.imp_id = s.imp_id").fetchall()
+        db.execute(f"DELETE FROM {p} USING ingest_settled s "
+                   f"WHERE {p}.rid = s.rid AND {p}.imp_id = s.imp_id")
 
 
-def stored_offsets(con: duckdb.DuckDBPyConnection, topic: str) -> dict[int, int]:
-    got = con.execute(
-        'SELECT "partition", next_offset FROM ingest_offsets WHERE topic = ?', [topic]
-    ).fetchall()
+def stored_offsets(con: duckdb.DuckDBPyConnection | Warehouse, topic: str) -> dict[int, int]:
+    got = as_warehouse(con).execute(
+        'SELECT "partition", next_offset FROM ingest_offsets WHERE topic = ?', [topic])
     return dict(got)
 
 
@@ -254,7 +264,7 @@ class ChunkReader(threading.Thread):
 
 
 def ingest_topic(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | Warehouse,
     consumer_conf: dict,
     topic: str,
     table: str,
@@ -263,43 +273,76 @@ def ingest_topic(
     before_commit: Callable[[], None] | None = None,
     chunk: int = 50_000,
 ) -> IngestResult:
-    ensure_schema(con)
+    db = as_warehouse(con)
+    ensure_schema(db)
     result = IngestResult(topic, table)
-    reader = ChunkReader(consumer_conf, topic, stored_offsets(con, topic), max_messages, idle_s,
-                         chunk)
-    reader.start()
-    con.execute("BEGIN TRANSACTION").fetchall()
+    db.begin()
+    reader: ChunkReader | None = None
     try:
+        db.lock_writers()  # PostgreSQL: one writer at a time, like DuckDB (backend.py)
+        reader = ChunkReader(consumer_conf, topic, stored_offsets(db, topic), max_messages,
+                             idle_s, chunk)
+        reader.start()
         for batch in reader:  # only the bytes cross into DuckDB; it parses (transforms.py)
             result.messages += batch.num_rows
-            con.register("ingest_batch", batch)
-            con.execute(transforms.PARSE[table]).fetchall()
+            _stage(db, table, batch)
             # exactly the rows that were not there yet (duplicates collapse): ingest_new
-            inserted = insert_new(con, table, transforms.ROWS[table])
+            inserted = insert_new(db, table, "ingest_rows", staged=True)
             result.inserted += inserted
             if inserted:
-                refresh_outcomes(con, table, "ingest_new")
-            result.rejected += con.execute(
-                "INSERT INTO ingest_rejects SELECT ?, \"partition\", \"offset\", reason, now() "
-                "FROM parsed WHERE NOT ok ON CONFLICT DO NOTHING", [topic]).fetchall()[0][0]
-            for p, o in con.execute('SELECT "partition", max("offset") + 1 FROM ingest_batch '
-                                    "GROUP BY 1").fetchall():
-                result.offsets[p] = max(result.offsets.get(p, 0), o)
-            con.unregister("ingest_batch")
+                refresh_outcomes(db, table, "ingest_new")
+            rejects = db.local.execute(
+                'SELECT "partition", "offset", reason FROM parsed WHERE NOT ok').fetchall()
+            if rejects:
+                before = db.scalar("SELECT count(*) FROM ingest_rejects WHERE topic = ?",
+                                   [topic])
+                db.executemany(
+                    "INSERT INTO ingest_rejects VALUES (?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
+                    [(topic, *r) for r in rejects])
+                result.rejected += db.scalar(
+                    "SELECT count(*) FROM ingest_rejects WHERE topic = ?", [topic]) - before
+            parts = batch.group_by("partition").aggregate([("offset", "max")])
+            for p, o in zip(parts["partition"].to_pylist(), parts["offset_max"].to_pylist(),
+                            strict=True):
+                result.offsets[p] = max(result.offsets.get(p, 0), o + 1)
         if not result.messages:
-            con.execute("ROLLBACK").fetchall()
+            db.rollback()
             return result
-        con.executemany(
+        db.executemany(
             "INSERT INTO ingest_offsets VALUES (?, ?, ?, now()) ON CONFLICT (topic, \"partition\")"
             " DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
             [(topic, p, o) for p, o in result.offsets.items()],
         )
         if before_commit is not None:
             before_commit()
-        con.execute("COMMIT").fetchall()
+        db.commit()
     except BaseException:
-        con.execute("ROLLBACK").fetchall()
+        db.rollback()
         raise
     finally:
-        reader.close()
+        if reader is not None:
+            reader.close()
     return result
+
+
+def _stage(db: Warehouse, table: str, batch: pa.Table) -> None:
+    """Parse ``batch`` (DuckDB SQL on ``db.local``: relation ``parsed``) and leave its rows
+    in the warehouse's temp table ``ingest_rows``, typed as ``table`` (PostgreSQL: by COPY)."""
+    local = db.local
+    local.register("ingest_batch", batch)
+    try:
+        local.execute(transforms.PARSE[table]).fetchall()
+        if db.dialect == "duckdb":
+            db.temp("ingest_rows", f"SELECT * FROM {table} WHERE false")
+            db.execute(f"INSERT INTO ingest_rows {transforms.ROWS[table]}")
+            return
+        # PostgreSQL: typed rows in a local table, then COPY into the warehouse's temp table
+        local.execute(tables.ddl(tables.RAW[table], name="ingest_rows", key=False,
+                                 replace=True)).fetchall()
+        local.execute(f"INSERT INTO ingest_rows {transforms.ROWS[table]}").fetchall()
+        if not db.has_table("pg_temp.ingest_rows"):
+            db.execute(f"CREATE TEMP TABLE ingest_rows (LIKE {table})")
+        db.execute("TRUNCATE ingest_rows")
+        db.load("ingest_rows", "SELECT * FROM ingest_rows")
+    finally:
+        local.unregister("ingest_batch")

@@ -12,18 +12,22 @@ from helios_pipeline.warehouse import tables
 # range only, which DuckDB finds by the row groups' min/max rid without reading the rest.
 RAW_TABLES = {name: tables.ddl(row, key=False) for name, row in tables.RAW.items()}
 
-OFFSETS = """
-    CREATE TABLE IF NOT EXISTS ingest_offsets (
-        topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL, next_offset BIGINT NOT NULL,
-        updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (topic, "partition"))"""
-
+OFFSETS = tables.ddl(tables.IngestOffset)
 # messages the ingest could not turn into rows (same transaction as rows and offsets)
-REJECTS = """
-    CREATE TABLE IF NOT EXISTS ingest_rejects (
-        topic VARCHAR NOT NULL, "partition" INTEGER NOT NULL, "offset" BIGINT NOT NULL,
-        reason VARCHAR NOT NULL, rejected_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (topic, "partition", "offset"))"""
+REJECTS = tables.ddl(tables.IngestReject)
+
+
+def rid_index(table: str, dialect: str) -> str | None:
+    """The index of a table keyed (rid, imp_id) that has no primary key (see RAW_TABLES).
+    DuckDB needs none: its row groups' min/max rid prune the ingest's rid-range lookups.
+    PostgreSQL: a BRIN index on rid, the same idea (min/max per range of blocks; rows arrive
+    in rid order), nearly free to maintain; a B-tree primary key cost the ingest about 40 %
+    of its throughput (measured: 25 k → 35 k rows/s on a busy 2-core machine)."""
+    if dialect != "postgres":
+        return None
+    return (f"CREATE INDEX IF NOT EXISTS {table}_rid_brin ON {table} USING brin (rid) "
+            "WITH (autosummarize = on)")
+
 
 # ``outcomes``: one row per auction_outcomes row (the driving table) with its request and
 # response context. Kept incrementally by the ingest (warehouse/ingest.py), in the same
@@ -58,7 +62,9 @@ def outcomes_select(outcomes: str = "auction_outcomes", requests: str = "bid_req
                     responses: str = "bid_responses", keys: str | None = None) -> str:
     """The ``outcomes`` rows, from the given raw relations; only the (rid, imp_id) pairs of
     relation ``keys`` when given. auction_outcomes drives: no outcome, no row."""
-    o = outcomes if keys is None else f"(FROM {outcomes} SEMI JOIN {keys} USING (rid, imp_id))"
+    o = outcomes if keys is None else (
+        f"(SELECT * FROM {outcomes} x WHERE EXISTS (SELECT 1 FROM {keys} k "
+        "WHERE k.rid = x.rid AND k.imp_id = x.imp_id))")
     return f"""
     SELECT
         o.rid, o.imp_id, coalesce(o.request_id, r.request_id) AS request_id,
@@ -84,32 +90,23 @@ def outcomes_fresh(keys: str) -> str:
 def settled(keys: str, tables: dict[str, str]) -> str:
     """The pairs of ``keys`` that have a row in each of ``tables`` (raw name → relation):
     request, response and outcome all ingested, so their outcomes row is final."""
-    joins = " ".join(f"SEMI JOIN {rel} t{i} USING (rid, imp_id)"
-                     for i, rel in enumerate(tables.values()))
-    return f"SELECT k.rid, k.imp_id FROM {keys} k {joins}"
+    exists = " AND ".join(f"EXISTS (SELECT 1 FROM {rel} t{i} WHERE t{i}.rid = k.rid "
+                          f"AND t{i}.imp_id = k.imp_id)" for i, rel in enumerate(tables.values()))
+    return f"SELECT k.rid, k.imp_id FROM {keys} k WHERE {exists}"
 
-DAILY_STATS = """
-    CREATE TABLE IF NOT EXISTS daily_stats (
-        day DATE NOT NULL, hour INTEGER NOT NULL, domain VARCHAR NOT NULL,
-        segment VARCHAR NOT NULL, media VARCHAR NOT NULL,
-        requests BIGINT NOT NULL, bids BIGINT NOT NULL, wins BIGINT NOT NULL,
-        floor_passes BIGINT NOT NULL, bid_sum_usd DOUBLE NOT NULL,
-        clearing_sum_usd DOUBLE NOT NULL, won_bid_sum_usd DOUBLE NOT NULL,
-        spend_usd DOUBLE NOT NULL, bid_rate DOUBLE, win_rate DOUBLE, ecpm_usd DOUBLE,
-        avg_clearing_usd DOUBLE, shading_ratio DOUBLE, floor_pass_rate DOUBLE,
-        PRIMARY KEY (day, hour, domain, segment, media))"""
+DAILY_STATS = tables.ddl(tables.DailyStatsRow)
 
 # One day's rows, recomputed from `outcomes`: counts and sums, rates from summed counts.
 DAILY_STATS_FOR_DAY = """
     INSERT INTO daily_stats
     SELECT day, hour, domain, segment, media, requests, bids, wins, floor_passes,
            bid_sum_usd, clearing_sum_usd, won_bid_sum_usd, clearing_sum_usd / 1000 AS spend_usd,
-           bids::DOUBLE / nullif(requests, 0) AS bid_rate,
-           wins::DOUBLE / nullif(bids, 0) AS win_rate,
+           CAST(bids AS DOUBLE PRECISION) / nullif(requests, 0) AS bid_rate,
+           CAST(wins AS DOUBLE PRECISION) / nullif(bids, 0) AS win_rate,
            clearing_sum_usd / nullif(wins, 0) AS ecpm_usd,
            clearing_sum_usd / nullif(wins, 0) AS avg_clearing_usd,
            clearing_sum_usd / nullif(won_bid_sum_usd, 0) AS shading_ratio,
-           floor_passes::DOUBLE / nullif(bids, 0) AS floor_pass_rate
+           CAST(floor_passes AS DOUBLE PRECISION) / nullif(bids, 0) AS floor_pass_rate
     FROM (
         SELECT day, CAST(extract(hour FROM received_at AT TIME ZONE 'UTC') AS INTEGER) AS hour,
                domain, coalesce(segment, 'unknown') AS segment,
@@ -125,4 +122,4 @@ DAILY_STATS_FOR_DAY = """
                    AS clearing_sum_usd,
                coalesce(sum(bid_price_usd) FILTER (WHERE outcome = 'won'), 0) AS won_bid_sum_usd
         FROM outcomes WHERE day = ?
-        GROUP BY ALL)"""
+        GROUP BY 1, 2, 3, 4, 5) per_group"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,39 @@ def pg_server(tmp_path_factory):
     server.cleanup()
 
 
+@dataclass(frozen=True)
+class WarehouseSpec:
+    """Where one test's warehouse lives: a DuckDB file, or a PostgreSQL schema of its own on
+    the session's server (so tests stay independent). Picklable: a crash test hands it to a
+    child process."""
+
+    backend: str
+    path: str = ""
+    dsn: str = ""
+    schema: str = ""
+
+    def open(self, read_only: bool = False):
+        from helios_pipeline.warehouse.backend import open_warehouse
+
+        return open_warehouse(self.backend, self.path, self.dsn, read_only, self.schema or None)
+
+    def resource(self):
+        from helios_pipeline.resources import WarehouseResource
+
+        return WarehouseResource(backend=self.backend, path=self.path, dsn=self.dsn,
+                                 pg_schema=self.schema)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_backend(request, tmp_path) -> WarehouseSpec:
+    """Each warehouse test runs on both backends (HELIOS_WAREHOUSE_BACKEND)."""
+    if request.param == "postgres":
+        server, _ = request.getfixturevalue("pg_server")
+        return WarehouseSpec("postgres", dsn=server.get_uri(),
+                             schema=f"wh_{uuid.uuid4().hex[:12]}")
+    return WarehouseSpec("duckdb", path=str(tmp_path / "wh.duckdb"))
+
+
 @pytest.fixture(scope="session")
 def pipeline(tansu, redis_server, profile_service, tmp_path_factory):
     """A warehouse filled by the real pipeline (gateway envelopes → bidder → auctioneer →
@@ -156,6 +190,24 @@ def pipeline(tansu, redis_server, profile_service, tmp_path_factory):
     assert res.success
     return {"settings": s, "db": db, "serving": Path(rs["paths"].serving), "imps": imps,
             "my_rid": reqs[-1][0]}
+
+
+@pytest.fixture(scope="session")
+def pipeline_pg(pipeline, pg_server, tmp_path_factory):
+    """The ``pipeline`` fixture's topics ingested again, into a PostgreSQL warehouse (a schema
+    of its own), and its serving snapshot: same assets, HELIOS_WAREHOUSE_BACKEND=postgres."""
+    import dagster as dg
+
+    from assets.serving import serving_snapshot
+    from assets.warehouse import outcomes
+    from tests.integration.test_dagster import RAW, resources
+
+    server, _ = pg_server
+    wh = WarehouseSpec("postgres", dsn=server.get_uri(), schema="pipeline_pg")
+    tmp = tmp_path_factory.mktemp("api-pg")
+    rs = resources(pipeline["settings"], tmp / "unused.duckdb", wh)
+    assert dg.materialize([*RAW, outcomes, serving_snapshot], resources=rs).success
+    return {"warehouse": wh, "serving": Path(rs["paths"].serving)}
 
 
 def _serve_api(serving: Path, tmp: Path):

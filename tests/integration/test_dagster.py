@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import random
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,21 +38,22 @@ from helios_pipeline.warehouse.ingest import ingest_topic
 from ingest_services.profiles import store
 from ingest_services.profiles.seed import generate, user_id
 from sensors.outcome_topic import outcome_topic_sensor
-from tests.integration.conftest import SEED_USERS, produce
+from tests.integration.conftest import SEED_USERS, WarehouseSpec, produce
 from tests.integration.test_pipeline import auctioneer, bidder, envelopes, running
 
 pytestmark = pytest.mark.integration
 RAW = [raw_bid_requests, raw_bid_responses, raw_auction_outcomes]
 
 
-def resources(settings, db: Path) -> dict:
+def resources(settings, db: Path, warehouse: WarehouseSpec | None = None) -> dict:
+    """``warehouse``: a backend of ``warehouse_backend`` (else the DuckDB file ``db``)."""
     return {
         "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap,
                                topic_requests=settings.topic_requests,
                                topic_responses=settings.topic_responses,
                                topic_outcomes=settings.topic_outcomes),
         "redis": RedisResource(url=settings.redis_url),
-        "warehouse": DuckDBWarehouse(path=str(db)),
+        "warehouse": warehouse.resource() if warehouse else DuckDBWarehouse(path=str(db)),
         "paths": PathsResource(reports_dir=str(db.parent / "reports"),
                                exports_dir=str(db.parent / "exports")),
     }
@@ -200,53 +202,63 @@ def test_full_graph_ingests_exactly_once_and_builds_stats_report_and_exports(
     assert bad.stderr.strip() == "error: --from 'yesterday' is not a date: use YYYY-MM-DD"
 
 
-def _crash_after_insert(settings_dict: dict, db: str) -> None:
+def _crash_after_insert(settings_dict: dict, wh: WarehouseSpec) -> None:
     from ingest_services.settings import load_settings
 
     s = load_settings(**settings_dict)
-    con = duckdb.connect(db)
     kafka = KafkaResource(bootstrap_servers=s.kafka_bootstrap)
-    ingest_topic(con, kafka.reader_conf("crash"), s.topic_outcomes, "auction_outcomes",
-                 before_commit=lambda: os._exit(3))  # dies between INSERT and COMMIT
+    with wh.open() as db:
+        ingest_topic(db, kafka.reader_conf("crash"), s.topic_outcomes, "auction_outcomes",
+                     before_commit=lambda: os._exit(3))  # dies between INSERT and COMMIT
+
+
+def wq(wh: WarehouseSpec, sql: str) -> list[tuple]:
+    with wh.open(read_only=True) as db:
+        return [tuple(r) for r in db.execute(sql)]
 
 
 def test_ingest_killed_between_insert_and_commit_then_rerun_equals_clean_run(
-    settings, examples, tmp_path
+    settings, examples, tmp_path, warehouse_backend
 ):
     imps = run_traffic(settings, examples, n_synthetic=100)
-    crashed, clean = tmp_path / "crashed.duckdb", tmp_path / "clean.duckdb"
+    crashed = warehouse_backend
+    clean = replace(crashed, path=str(tmp_path / "clean.duckdb"),
+                    schema=crashed.schema and crashed.schema + "_clean")
     dump = {k: getattr(settings, k) for k in ("kafka_bootstrap", "topic_outcomes")}
     proc = multiprocessing.get_context("spawn").Process(
-        target=_crash_after_insert, args=(dump, str(crashed)))
+        target=_crash_after_insert, args=(dump, crashed))
     proc.start()
     proc.join(60)
     assert proc.exitcode == 3
-    assert dg.materialize([raw_auction_outcomes], resources=resources(settings, crashed)).success
-    assert dg.materialize([raw_auction_outcomes], resources=resources(settings, clean)).success
+    for wh in (crashed, clean):
+        rs = resources(settings, tmp_path / "unused.duckdb", wh)
+        assert dg.materialize([raw_auction_outcomes], resources=rs).success
     cols = "rid, imp_id, outcome, clearing_price_usd, loss_reason"
-    a = q(crashed, f"SELECT {cols} FROM auction_outcomes ORDER BY rid, imp_id")
-    b = q(clean, f"SELECT {cols} FROM auction_outcomes ORDER BY rid, imp_id")
+    a = wq(crashed, f"SELECT {cols} FROM auction_outcomes ORDER BY rid, imp_id")
+    b = wq(clean, f"SELECT {cols} FROM auction_outcomes ORDER BY rid, imp_id")
     assert len(a) == imps and a == b
-    assert q(crashed, "SELECT sum(next_offset) FROM ingest_offsets") == \
-        q(clean, "SELECT sum(next_offset) FROM ingest_offsets")
+    assert wq(crashed, "SELECT sum(next_offset) FROM ingest_offsets") == \
+        wq(clean, "SELECT sum(next_offset) FROM ingest_offsets")
 
 
 def test_daily_stats_rematerialisation_is_idempotent_and_checks_catch_planted_rows(
-    settings, examples, tmp_path
+    settings, examples, tmp_path, warehouse_backend
 ):
     run_traffic(settings, examples, n_synthetic=100)
-    db = tmp_path / "wh.duckdb"
-    rs = resources(settings, db)
+    wh = warehouse_backend
+    rs = resources(settings, tmp_path / "wh.duckdb", wh)
+    every = "SELECT * FROM daily_stats ORDER BY day, hour, domain, segment, media"
     assert dg.materialize([*RAW, outcomes], resources=rs).success
     day = today()
     for _ in range(2):
         res = dg.materialize([outcomes, daily_stats], resources=rs, partition_key=day,
                              selection=[daily_stats])
         assert res.success
-    snapshot = q(db, "SELECT * FROM daily_stats ORDER BY ALL")
+    snapshot = wq(wh, every)
+    assert snapshot
     assert dg.materialize([outcomes, daily_stats], resources=rs, partition_key=day,
                           selection=[daily_stats]).success
-    assert q(db, "SELECT * FROM daily_stats ORDER BY ALL") == snapshot
+    assert wq(wh, every) == snapshot
 
     def evaluate(check_def, assets_=(outcomes,)):
         r = dg.materialize([*assets_, check_def], resources=rs, raise_on_error=False,
@@ -259,18 +271,17 @@ def test_daily_stats_rematerialisation_is_idempotent_and_checks_catch_planted_ro
     assert check(outcomes_unique_keys) and check(outcomes_prices_valid)
     assert check(daily_stats_rates_in_range, (outcomes, daily_stats))
     assert check(outcomes_account_for_every_imp)
-    con = duckdb.connect(str(db))
-    # a doubled row (the table has no primary key: the ingest keeps keys unique, the check
-    # catches it if anything else doubles one)
-    con.execute("INSERT INTO outcomes SELECT * FROM outcomes LIMIT 1")
-    con.execute("UPDATE outcomes SET clearing_price_usd = bid_price_usd + 1 "
-                "WHERE rid = (SELECT min(rid) FROM outcomes WHERE outcome = 'won')")
-    con.execute(f"UPDATE daily_stats SET wins = wins + 5, win_rate = 1.5 WHERE day = '{day}' "
-                f"AND hour = (SELECT min(hour) FROM daily_stats WHERE day = '{day}')")
-    # an accepted imp, long before the newest request, that never got an outcome
-    con.execute("INSERT INTO bid_requests (rid, imp_id, received_at) "
-                "VALUES ('lost-rid', '1', TIMESTAMPTZ '2000-01-01 00:00:00+00')")
-    con.close()
+    with wh.open() as con:
+        # a doubled row (the table has no primary key: the ingest keeps keys unique, the
+        # check catches it if anything else doubles one)
+        con.execute("INSERT INTO outcomes SELECT * FROM outcomes LIMIT 1")
+        con.execute("UPDATE outcomes SET clearing_price_usd = bid_price_usd + 1 "
+                    "WHERE rid = (SELECT min(rid) FROM outcomes WHERE outcome = 'won')")
+        con.execute(f"UPDATE daily_stats SET wins = wins + 5, win_rate = 1.5 WHERE day = '{day}' "
+                    f"AND hour = (SELECT min(hour) FROM daily_stats WHERE day = '{day}')")
+        # an accepted imp, long before the newest request, that never got an outcome
+        con.execute("INSERT INTO bid_requests (rid, imp_id, received_at) "
+                    "VALUES ('lost-rid', '1', TIMESTAMPTZ '2000-01-01 00:00:00+00')")
     assert not check(outcomes_unique_keys)
     assert not check(outcomes_prices_valid)
     assert not check(daily_stats_reconcile, (outcomes, daily_stats))
@@ -410,6 +421,39 @@ def test_serving_daily_stats_mirrors_a_partition_into_postgres_idempotently(
     assert len(served) == len(duck) > 0
     assert [r[:8] for r in served] == [r[:8] for r in duck]
     assert all(abs(a[8] - b[8]) < 1e-9 for a, b in zip(served, duck, strict=True))
+
+
+def test_report_and_serving_daily_stats_read_either_warehouse(
+    settings, examples, tmp_path, pg_server, warehouse_backend
+):
+    """The day's report and the serving mirror come out of the DuckDB file or, through a
+    local DuckDB copy of the day's rows, out of the PostgreSQL warehouse."""
+    import psycopg2
+
+    from assets.serving import serving_daily_stats
+    from helios_pipeline.resources import PostgresResource
+
+    server, _ = pg_server
+    serving = f"srv_{uuid.uuid4().hex[:10]}"  # its own schema: tests stay independent
+    with psycopg2.connect(server.get_uri()) as pg, pg.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {serving}")
+    pg.close()
+    dsn = f"{server.get_uri()}&options=-csearch_path%3D{serving}"
+    run_traffic(settings, examples, n_synthetic=60)
+    rs = {**resources(settings, tmp_path / "wh.duckdb", warehouse_backend),
+          "postgres": PostgresResource(dsn=dsn)}
+    day = today()
+    assert dg.materialize([*RAW, outcomes], resources=rs).success
+    res = dg.materialize([outcomes, daily_stats, daily_win_rate_report, serving_daily_stats],
+                         resources=rs, partition_key=day,
+                         selection=[daily_stats, daily_win_rate_report, serving_daily_stats])
+    assert res.success
+    (req,), = wq(warehouse_backend, "SELECT CAST(sum(requests) AS BIGINT) FROM daily_stats")
+    report = res.asset_materializations_for_node("daily_win_rate_report")[0].metadata
+    assert report["requests"].value == req > 0
+    assert (tmp_path / "reports" / day / "report.html").exists()
+    served = res.asset_materializations_for_node("serving_daily_stats")[0].metadata
+    assert served["requests"].value == req
 
 
 @pytest.fixture

@@ -163,7 +163,8 @@ def run_ingest_exports(db: Path, exports: Path, monkeypatch) -> dg.ExecuteInProc
     location's asset job, default config (the rows are inserted directly, no Kafka)."""
     from helios_pipeline.definitions import defs
 
-    for name, value in {"WAREHOUSE_PATH": db, "EXPORTS_DIR": exports,
+    for name, value in {"WAREHOUSE_PATH": db, "WAREHOUSE_BACKEND": "duckdb",
+                        "WAREHOUSE_DSN": "", "EXPORTS_DIR": exports,
                         "REPORTS_DIR": db.parent / "reports", "SERVING_PATH": "",
                         "KAFKA_BOOTSTRAP": "127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1",
                         "POSTGRES_DSN": "", "TOPIC_OUTCOMES": "o", "TOPIC_REQUESTS": "q",
@@ -216,3 +217,40 @@ def test_old_hive_layout_is_rewritten_once(warehouse, tmp_path):
     assert not old.exists()
     assert sorted(p.name for p in (out / "outcomes").iterdir()) == [
         f"{YESTERDAY}.parquet", f"{TODAY}.parquet"]
+
+
+def test_a_postgres_warehouse_exports_the_same_files(warehouse, tmp_path, pg_server):
+    """HELIOS_WAREHOUSE_BACKEND=postgres: the same rows in PostgreSQL give the same Parquet
+    files (types included) and views, and the same stale days after a change."""
+    from tests.integration.conftest import WarehouseSpec
+
+    server, _ = pg_server
+    wh = WarehouseSpec("postgres", dsn=server.get_uri(), schema=f"exp_{tmp_path.name[-12:]}")
+    duck_out, pg_out = tmp_path / "from-duckdb", tmp_path / "from-postgres"
+    write_export(warehouse, duck_out)
+    with wh.open() as db:
+        db.ddl(tables.OutcomeRow, key=False)
+        db.ddl(tables.DailyStatsRow)
+        db.local.execute(f"ATTACH '{warehouse}' AS src (READ_ONLY)")
+        for t in ("outcomes", "daily_stats"):
+            assert db.load(t, f"SELECT * FROM src.{t}") > 0
+        counts = export(db, pg_out)
+        assert stale_days(db, pg_out) == []
+        db.execute("INSERT INTO outcomes (rid, imp_id, day) VALUES ('late', '1', ?)", [TODAY])
+        assert stale_days(db, pg_out) == [str(TODAY)]
+    assert counts == {"days": 2, "outcomes": 2100, "daily_stats": counts["daily_stats"]}
+    con = duckdb.connect()
+    for table in ("outcomes", "daily_stats"):
+        for f in sorted((duck_out / table).glob("*.parquet")):
+            a, b = f"read_parquet('{f}')", f"read_parquet('{pg_out / table / f.name}')"
+            assert con.execute(f"DESCRIBE SELECT * FROM {a}").fetchall() == \
+                con.execute(f"DESCRIBE SELECT * FROM {b}").fetchall()
+            assert con.execute(f"SELECT count(*) FROM (FROM {a} EXCEPT ALL FROM {b}) x "
+                               ).fetchone()[0] == 0, f
+            assert con.execute(f"SELECT count(*) FROM {a}").fetchone()[0] == \
+                con.execute(f"SELECT count(*) FROM {b}").fetchone()[0]
+    con.close()
+    views = duckdb.connect(str(pg_out / "helios.duckdb"), read_only=True)
+    views.execute(f"SET file_search_path = '{pg_out}'")
+    assert views.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 2100
+    views.close()

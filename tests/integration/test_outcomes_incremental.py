@@ -1,11 +1,12 @@
 """``outcomes`` kept incrementally by the ingest equals a full rebuild, whatever the order.
 
-Real Tansu and DuckDB: messages on the three topics arrive interleaved and out of order
-(outcomes before their requests and responses, requests never answered, outcomes whose
-request never comes, at-least-once duplicates), are ingested in several orders and in small
-batches, and one ingest dies between INSERT and COMMIT; after every step the table must equal
-the full select over all raw rows (EXCEPT ALL both ways and counts), and the pending tables
-must hold exactly the raw rows of the keys that do not have all three rows yet.
+Real Tansu, on DuckDB and on PostgreSQL (``warehouse_backend``): messages on the three
+topics arrive interleaved and out of order (outcomes before their requests and responses,
+requests never answered, outcomes whose request never comes, at-least-once duplicates), are
+ingested in several orders and in small batches, and one ingest dies between INSERT and
+COMMIT; after every step the table must equal the full select over all raw rows (EXCEPT ALL
+both ways and counts), and the pending tables must hold exactly the raw rows of the keys
+that do not have all three rows yet.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-from pathlib import Path
 
 import duckdb
 import orjson
@@ -22,8 +22,9 @@ import pytest
 from helios_pipeline.resources import KafkaResource
 from helios_pipeline.warehouse import ingest as wh_ingest
 from helios_pipeline.warehouse import schema
+from helios_pipeline.warehouse.backend import as_warehouse
 from helios_pipeline.warehouse.ingest import ensure_schema, ingest_topic
-from tests.integration.conftest import produce
+from tests.integration.conftest import WarehouseSpec, produce
 
 pytestmark = pytest.mark.integration
 T0 = 1_790_000_000_000  # epoch ms
@@ -85,60 +86,61 @@ def _outcome(rid: str, imp_id: str, i: int, received: int, price: float | None,
         "received_at": received, "bid_at": received + 5, "decided_at": received + 12})
 
 
-def diff(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
+def diff(con) -> tuple[int, int, int, int]:
     """(rows only in outcomes, rows only in the full rebuild, count, rebuild count)."""
     full = schema.outcomes_select()
-    return con.execute(f"""
-        SELECT (SELECT count(*) FROM (FROM outcomes EXCEPT ALL {full})),
-               (SELECT count(*) FROM ({full} EXCEPT ALL FROM outcomes)),
-               (SELECT count(*) FROM outcomes), (SELECT count(*) FROM ({full}))""").fetchall()[0]
+    return tuple(as_warehouse(con).execute(f"""
+        SELECT (SELECT count(*) FROM (SELECT * FROM outcomes EXCEPT ALL {full}) a),
+               (SELECT count(*) FROM ({full} EXCEPT ALL SELECT * FROM outcomes) b),
+               (SELECT count(*) FROM outcomes), (SELECT count(*) FROM ({full}) c)""")[0])
 
 
-def assert_equals_rebuild(db: Path) -> int:
-    with duckdb.connect(str(db)) as con:
-        ensure_schema(con)
-        only_table, only_full, n, n_full = diff(con)
+def assert_equals_rebuild(wh: WarehouseSpec) -> int:
+    with wh.open() as db:
+        ensure_schema(db)
+        only_table, only_full, n, n_full = diff(db)
         assert (only_table, only_full) == (0, 0) and n == n_full
-        for t in ("outcomes", *schema.RAW_TABLES):  # no primary key: the ingest keeps them
-            assert con.execute(f"SELECT count(*) FROM (SELECT rid, imp_id FROM {t} "
-                               "GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0] == 0, t
+        for t in ("outcomes", *schema.RAW_TABLES):  # DuckDB: no primary key, the ingest's
+            assert db.scalar(f"SELECT count(*) FROM (SELECT rid, imp_id FROM {t} "
+                             "GROUP BY rid, imp_id HAVING count(*) > 1) d") == 0, t
         settled = schema.settled("auction_outcomes", {t: t for t in schema.RAW_TABLES})
         for raw, pending in schema.PENDING.items():  # the invariant the increments rely on
-            expect = f"FROM {raw} ANTI JOIN ({settled}) USING (rid, imp_id)"
-            assert con.execute(f"SELECT (SELECT count(*) FROM ({expect} EXCEPT ALL FROM "
-                               f"{pending})) + (SELECT count(*) FROM (FROM {pending} EXCEPT "
-                               f"ALL {expect}))").fetchall()[0][0] == 0, pending
+            expect = (f"SELECT * FROM {raw} r WHERE NOT EXISTS (SELECT 1 FROM ({settled}) s "
+                      "WHERE s.rid = r.rid AND s.imp_id = r.imp_id)")
+            assert db.scalar(f"SELECT (SELECT count(*) FROM ({expect} EXCEPT ALL SELECT * FROM "
+                             f"{pending}) a) + (SELECT count(*) FROM (SELECT * FROM {pending} "
+                             f"EXCEPT ALL {expect}) b)") == 0, pending
         return n
 
 
-def ingest(settings, db: Path, table: str, max_messages: int = 1000, chunk: int = 50_000,
-           before_commit=None) -> int:
+def ingest(settings, wh: WarehouseSpec, table: str, max_messages: int = 1000,
+           chunk: int = 50_000, before_commit=None) -> int:
     conf = KafkaResource(bootstrap_servers=settings.kafka_bootstrap).reader_conf("t-inc")
-    with duckdb.connect(str(db)) as con:
-        res = ingest_topic(con, conf, getattr(settings, TABLE_TOPIC[table]), table,
+    with wh.open() as db:
+        res = ingest_topic(db, conf, getattr(settings, TABLE_TOPIC[table]), table,
                            max_messages=max_messages, idle_s=0.5, chunk=chunk,
                            before_commit=before_commit)
     return res.messages
 
 
-def drain(settings, db: Path, table: str, batch: int, chunk: int = 50_000) -> None:
-    while ingest(settings, db, table, batch, chunk):
-        assert_equals_rebuild(db)
+def drain(settings, wh: WarehouseSpec, table: str, batch: int, chunk: int = 50_000) -> None:
+    while ingest(settings, wh, table, batch, chunk):
+        assert_equals_rebuild(wh)
 
 
-def _crash(bootstrap: str, topic: str, table: str, db: str) -> None:
-    con = duckdb.connect(db)
+def _crash(bootstrap: str, topic: str, table: str, wh: WarehouseSpec) -> None:
     conf = KafkaResource(bootstrap_servers=bootstrap).reader_conf("crash")
-    ingest_topic(con, conf, topic, table, idle_s=0.5, chunk=4,
-                 before_commit=lambda: os._exit(3))  # dies between INSERT and COMMIT
+    with wh.open() as db:
+        ingest_topic(db, conf, topic, table, idle_s=0.5, chunk=4,
+                     before_commit=lambda: os._exit(3))  # dies between INSERT and COMMIT
 
 
 def test_incremental_outcomes_equal_a_full_rebuild_after_out_of_order_and_crashed_ingests(
-    settings, tmp_path
+    settings, warehouse_backend
 ):
     recs = traffic(random.Random(5), 60)
     topic = {t: getattr(settings, a) for t, a in TABLE_TOPIC.items()}
-    db = tmp_path / "wh.duckdb"
+    db = warehouse_backend
     thirds = {t: [r[k::3] for k in range(3)] for t, r in recs.items()}
 
     # 1. a third of the outcomes first (before any request or response), then requests
@@ -164,7 +166,7 @@ def test_incremental_outcomes_equal_a_full_rebuild_after_out_of_order_and_crashe
     before = assert_equals_rebuild(db)
     proc = multiprocessing.get_context("spawn").Process(
         target=_crash, args=(settings.kafka_bootstrap, topic["bid_requests"], "bid_requests",
-                             str(db)))
+                             db))
     proc.start()
     proc.join(60)
     assert proc.exitcode == 3
@@ -179,35 +181,35 @@ def test_incremental_outcomes_equal_a_full_rebuild_after_out_of_order_and_crashe
         produce(settings, topic[table], records)
         drain(settings, db, table, batch=50, chunk=13)
 
-    with duckdb.connect(str(db)) as con:
+    with db.open() as con:
         n_out = len({(orjson.loads(v)["rid"], orjson.loads(v)["imp_id"])
                      for _, v in recs["auction_outcomes"]})
-        assert con.execute("SELECT count(*) FROM outcomes").fetchall()[0][0] == n_out
+        assert con.scalar("SELECT count(*) FROM outcomes") == n_out
         # every kind of key was exercised: complete, no response, never a request
         kinds = con.execute("""SELECT count(*) FILTER (WHERE domain <> 'unknown'
                                                        AND crid IS NOT NULL),
                                       count(*) FILTER (WHERE domain <> 'unknown' AND profile
                                                        IS NULL AND enriched IS NULL),
                                       count(*) FILTER (WHERE domain = 'unknown')
-                               FROM outcomes""").fetchall()[0]
+                               FROM outcomes""")[0]
         assert all(k > 0 for k in kinds), kinds
-        # keyless (issue #6): uniqueness is the ingest's, checked in assert_equals_rebuild
-        pk = con.execute("SELECT table_name FROM duckdb_constraints() WHERE "
-                         "constraint_type = 'PRIMARY KEY' AND constraint_column_names = "
-                         "['rid', 'imp_id']").fetchall()
-        assert pk == []
+        # keyless (issue #6, and on PostgreSQL too): uniqueness is the ingest's, checked in
+        # assert_equals_rebuild
+        keyed = [con.has_primary_key(t) for t in ("outcomes", *schema.RAW_TABLES)]
+        assert keyed == [False] * 4
 
 
-def test_the_comparison_catches_a_missing_refresh(settings, tmp_path, monkeypatch):
+def test_the_comparison_catches_a_missing_refresh(settings, warehouse_backend, monkeypatch):
     """Proof the test above can fail: requests that no longer refresh outcomes show up."""
     recs = traffic(random.Random(6), 20)
     topic = {t: getattr(settings, a) for t, a in TABLE_TOPIC.items()}
-    db = tmp_path / "wh.duckdb"
+    db = warehouse_backend
     real = wh_ingest.refresh_outcomes
 
     def forgets_requests(con, table, new_rows):
         if table == "bid_requests":  # keeps the pending rows, skips the upsert
-            con.execute(f"INSERT INTO {schema.PENDING[table]} SELECT * FROM {new_rows}")
+            as_warehouse(con).execute(
+                f"INSERT INTO {schema.PENDING[table]} SELECT * FROM {new_rows}")
             return
         real(con, table, new_rows)
 
@@ -219,13 +221,15 @@ def test_the_comparison_catches_a_missing_refresh(settings, tmp_path, monkeypatc
     ingest(settings, db, "bid_requests")
     with pytest.raises(AssertionError):
         assert_equals_rebuild(db)
-    with duckdb.connect(str(db)) as con:
+    with db.open() as con:
         only_table, only_full, n, n_full = diff(con)
         assert only_table == only_full > 0 and n == n_full
 
 
 def test_an_outcomes_table_from_an_older_version_is_rebuilt_once(tmp_path):
-    """CREATE TABLE AS (no key, no pending tables) → rebuilt on the first ingest or
+    """DuckDB only: a migration of DuckDB files from older versions (a PostgreSQL warehouse
+    starts at this version).
+    CREATE TABLE AS (no key, no pending tables) → rebuilt on the first ingest or
     materialisation, same columns and types, then maintained incrementally."""
     db = tmp_path / "old.duckdb"
     with duckdb.connect(str(db)) as con:
@@ -261,7 +265,8 @@ def test_an_outcomes_table_from_an_older_version_is_rebuilt_once(tmp_path):
 
 
 def test_a_keyed_warehouse_loses_its_keys_once_and_keeps_its_rows(tmp_path):
-    """A warehouse of the version with ART primary keys on the raw tables and ``outcomes``
+    """DuckDB only: warehouses of that older version are DuckDB files.
+    A warehouse of the version with ART primary keys on the raw tables and ``outcomes``
     (issue #6) is rebuilt keyless on the first ensure_schema, rows unchanged, in rid order;
     then the ingest's own dedup keeps keys unique."""
     from helios_pipeline.warehouse import tables

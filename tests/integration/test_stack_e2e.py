@@ -217,6 +217,11 @@ def test_busy_port_is_one_line_naming_it(tmp_path):
         (["export", "--out", "x", "--from", "2026-12-02", "--to", "2026-12-01"], {},
          "--from 2026-12-02 is after --to 2026-12-01"),
         (["export", "--out", "/etc/hostname"], {}, "--out /etc/hostname is a file"),
+        (["up", "--warehouse", "sqlite"], {},
+         "--warehouse sqlite (instead of HELIOS_WAREHOUSE_BACKEND)"),
+        (["status"], {"HELIOS_WAREHOUSE_BACKEND": "sqlite"}, "HELIOS_WAREHOUSE_BACKEND='sqlite'"),
+        (["export", "--out", "x"], {"HELIOS_WAREHOUSE_BACKEND": "postgres"},
+         "HELIOS_WAREHOUSE_BACKEND=postgres needs HELIOS_WAREHOUSE_DSN"),
     ],
 )
 def test_cli_errors_are_one_line_without_traceback(tmp_path, args, env, needle):

@@ -13,6 +13,7 @@ from tests.integration.test_api import sql
 pytestmark = pytest.mark.integration
 
 DUCK_TYPES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}  # DESCRIBE spells it out
+PG_TYPES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}  # information_schema too
 
 
 def described(db, table: str) -> list[tuple[str, str, bool]]:
@@ -20,16 +21,49 @@ def described(db, table: str) -> list[tuple[str, str, bool]]:
             for name, kind, null, *_ in sql(db, f"DESCRIBE {table}")]
 
 
+def described_pg(wh, table: str) -> list[tuple[str, str, bool]]:
+    with wh.open() as db:
+        rows = db.execute(
+            "SELECT column_name, upper(data_type), is_nullable FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+            [table])
+    return [(name, PG_TYPES.get(kind, kind), null == "YES") for name, kind, null in rows]
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
 @pytest.mark.parametrize("table", ["bid_requests", "bid_responses", "auction_outcomes",
                                    "ingest_offsets", "outcomes"])
-def test_live_tables_after_a_real_pipeline_run_match_their_typed_rows(pipeline, table):
-    expected = tables.columns(tables.TABLES[table])
-    live = described(pipeline["db"], table)
+def test_live_tables_after_a_real_pipeline_run_match_their_typed_rows(request, table, backend):
+    if backend == "duckdb":
+        live = described(request.getfixturevalue("pipeline")["db"], table)
+    else:
+        live = described_pg(request.getfixturevalue("pipeline_pg")["warehouse"], table)
+    expected = tables.columns(tables.TABLES[table], backend)
     assert [c[:2] for c in live] == [c[:2] for c in expected]
     # NOT NULL where the row says so (the key columns at least)
     for (name, _, nullable), (_, _, live_null) in zip(expected, live, strict=True):
         if not nullable:
             assert not live_null, name
+
+
+def test_the_postgres_warehouse_publishes_the_same_serving_snapshot(pipeline, pipeline_pg):
+    """The API reads the same file whichever backend the warehouse is on: every table of
+    the snapshot equal, row for row, to the one published from DuckDB."""
+    duck = duckdb.connect(":memory:")
+    duck.execute(f"ATTACH '{pipeline['serving']}' AS d (READ_ONLY)")
+    duck.execute(f"ATTACH '{pipeline_pg['serving']}' AS p (READ_ONLY)")
+    names = [r[0] for r in duck.execute("SELECT table_name FROM duckdb_tables() WHERE "
+                                        "database_name = 'd' ORDER BY 1").fetchall()]
+    assert "outcomes" in names and "cube" in names
+    for t in names:
+        cols = "* EXCLUDE (published_at)" if t == "meta" else "*"
+        assert duck.execute(f"SELECT {cols} FROM d.{t} EXCEPT ALL SELECT {cols} FROM p.{t}"
+                            ).fetchall() == [], t
+        assert duck.execute(f"SELECT {cols} FROM p.{t} EXCEPT ALL SELECT {cols} FROM d.{t}"
+                            ).fetchall() == [], t
+    n = duck.execute("SELECT count(*) FROM p.outcomes").fetchone()[0]
+    assert n == pipeline["imps"]
+    duck.close()
 
 
 def test_every_typed_table_creates_in_duckdb_and_postgres(pg_server, tmp_path):

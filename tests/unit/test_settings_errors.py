@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import types
+from datetime import date
 from pathlib import Path
 from typing import Literal, Union, get_args, get_origin
 
@@ -42,6 +43,8 @@ def wrong_values(name: str, group: type = Settings) -> list[str]:
         out.append("no-such-choice")
     elif tp is bool:
         out.append("maybe")
+    elif tp is date:
+        out.append("yesterday")
     elif tp in (int, float):
         out.append("not-a-number")
         for meta in field.metadata:
