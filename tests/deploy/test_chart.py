@@ -467,7 +467,9 @@ def test_helm_test_pod_posts_a_real_openrtb_request(rendered, examples):
 
 def test_dagster_configmap(rendered):
     base = configmaps(rendered["defaults"])["helios-dagster"]
-    assert "HELIOS_WAREHOUSE_BACKEND" not in base  # the default backend (DuckDB)
+    # the code location binds both from the environment: always set (DuckDB by default)
+    assert base["HELIOS_WAREHOUSE_BACKEND"] == "duckdb"
+    assert "HELIOS_WAREHOUSE_DSN" not in base  # a credential: from the Secret only
     data = values_yaml()["dagster"]["dataDir"]
     for var in ("HELIOS_WAREHOUSE_PATH", "HELIOS_REPORTS_DIR", "HELIOS_EXPORTS_DIR",
                 "HELIOS_SERVING_PATH"):

@@ -175,7 +175,9 @@ def test_dagster_pods_non_root_read_only():
 # What `helios up` gives its children that a pod does not need: the embedded stack's own
 # ports (broker, Redis, Dagster UI: the cluster's services and the Dagster chart replace them).
 EMBEDDED_ONLY = {"HELIOS_KAFKA_PORT", "HELIOS_REDIS_PORT", "HELIOS_DAGSTER_PORT"}
-FROM_SECRET = {"HELIOS_POSTGRES_DSN"}  # a credential: the helios-dagster-env Secret
+# credentials: the helios-dagster-env Secret (docs/deploy.md: it holds both keys, the
+# warehouse DSN empty when the warehouse is DuckDB)
+FROM_SECRET = {"HELIOS_POSTGRES_DSN", "HELIOS_WAREHOUSE_DSN"}
 
 
 def test_pods_get_the_process_env_helios_up_gives_its_children():
