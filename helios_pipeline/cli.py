@@ -204,6 +204,10 @@ def up(
     replicas: Annotated[str | None, typer.Option(
         help="Consumers per group, e.g. bidder=2,auctioneer=2 [HELIOS_BIDDER_REPLICAS, "
              "HELIOS_AUCTIONEER_REPLICAS]")] = None,
+    durable_broker: Annotated[bool | None, typer.Option(
+        "--durable-broker/--no-durable-broker",
+        help="Keep the broker's data on disk under HOME/broker-s3, so a broker restart "
+             "loses nothing [HELIOS_DURABLE_BROKER]")] = None,
 ) -> None:
     """Run the whole streaming platform on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
     from helios_pipeline.stack.supervisor import StackError, Supervisor
@@ -214,8 +218,16 @@ def up(
                   auctioneer_metrics_port=auctioneer_metrics_port,
                   profile_metrics_port=profile_metrics_port, dagster_port=dagster_port,
                   api_port=api_port, dagster=dagster, partitions=partitions, home=home,
-                  gateway_workers=gateway_workers,
+                  gateway_workers=gateway_workers, durable_broker=durable_broker,
                   **{f"{name}_replicas": n for name, n in counts.items()})
+    if s.durable_broker:
+        from helios_pipeline.stack import broker_s3
+        from helios_pipeline.stack.binaries import MissingBinary
+
+        try:
+            broker_s3.weed()
+        except MissingBinary as exc:
+            raise fail(str(exc)) from None
     sup = Supervisor(s, log=lambda msg: console.print(f"[dim]helios up:[/] {msg}", highlight=False))
 
     def on_signal(signum: int, _frame: object) -> None:
