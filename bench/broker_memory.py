@@ -1,6 +1,6 @@
 """The embedded broker's memory over a soak: what leaving ``helios up`` running costs.
 
-``python -m bench.broker_memory [--rate R] [--minutes M] [--sample-s S] [--durable]``
+``python -m bench.broker_memory [--rate R] [--minutes M] [--sample-s S] [--engines E,…]``
 
 Tansu's ``memory://`` storage engine keeps every record it is sent and never frees one
 (no retention), so its RSS grows with the traffic for as long as the stack runs. This
@@ -11,9 +11,11 @@ The growth is extrapolated to MiB per million accepted requests and MiB per day 
 achieved rate, next to its baselines from the same run: the idle drift, the broker's RSS
 at start, and the machine's RAM (hours until the broker alone would fill it).
 
-``--durable`` runs a second soak, the same, with ``helios up --durable-broker`` (Tansu on
-``s3://`` against a disk-backed S3 server), so both engines' figures stand side by side;
-the S3 server's RSS and its data on disk are sampled too.
+Each run's HELIOS_HOME is deleted afterwards unless ``--keep``.
+``--engines memory,durable`` runs a second soak, the same, with
+``helios up --durable-broker`` (Tansu on ``s3://`` against a disk-backed S3 server), so
+both engines' figures stand side by side; the S3 server's RSS and its data on disk are
+sampled too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,7 +77,8 @@ def stack_env(home: Path) -> dict[str, str]:
     return env
 
 
-def soak(mode: str, rate: float, minutes: float, every: float, idle_s: float) -> dict:
+def soak(mode: str, rate: float, minutes: float, every: float, idle_s: float,
+         keep: bool = False, connections: int = 64) -> dict:
     """One ``helios up`` (``mode`` memory or durable), idle then loaded; the samples."""
     home = Path(tempfile.mkdtemp(prefix=f"helios-brokermem-{mode}-"))
     env = stack_env(home)
@@ -111,7 +115,7 @@ def soak(mode: str, rate: float, minutes: float, every: float, idle_s: float) ->
         duration = minutes * 60
         load = subprocess.Popen(
             [sys.executable, "-m", "helios_pipeline.cli", "load", "--rate", str(rate),
-             "--duration", str(duration), "--json"],
+             "--duration", str(duration), "--connections", str(connections), "--json"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         while load.poll() is None:
             sample("load")
@@ -128,6 +132,8 @@ def soak(mode: str, rate: float, minutes: float, every: float, idle_s: float) ->
             except subprocess.TimeoutExpired:
                 up.kill()
         log.close()
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def figures(run: dict) -> dict:
@@ -171,7 +177,7 @@ def fmt(v: object, unit: str = "") -> str:
 def table(figs: list[dict]) -> str:
     rows = [("| figure | " + " | ".join(f["mode"] for f in figs) + " | baseline (same run) |"),
             "|---|" + "---|" * len(figs) + "---|"]
-    mem = figs[0]
+    mem = figs[0]  # the first engine's idle and offered figures are the baselines
 
     def row(name: str, key: str, unit: str, baseline: str) -> None:
         rows.append(f"| {name} | " + " | ".join(fmt(f[key], unit) for f in figs)
@@ -201,12 +207,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=5.0, help="minutes of load per engine")
     ap.add_argument("--sample-s", type=float, default=5.0, help="seconds between samples")
     ap.add_argument("--idle-s", type=float, default=20.0, help="idle baseline before load")
-    ap.add_argument("--durable", action="store_true",
-                    help="also soak `helios up --durable-broker` (s3:// on disk)")
+    ap.add_argument("--engines", default="memory",
+                    help="comma-separated soaks in order: memory (the default broker), "
+                         "durable (`helios up --durable-broker`: s3:// on disk)")
+    ap.add_argument("--connections", type=int, default=64, help="helios load --connections")
+    ap.add_argument("--keep", action="store_true", help="keep each run's HELIOS_HOME")
     a = ap.parse_args(argv)
-    runs = [soak("memory", a.rate, a.minutes, a.sample_s, a.idle_s)]
-    if a.durable:
-        runs.append(soak("durable", a.rate, a.minutes, a.sample_s, a.idle_s))
+    engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    if not engines or set(engines) - {"memory", "durable"}:
+        ap.error(f"--engines {a.engines!r}: give memory, durable or memory,durable")
+    runs = [soak(e, a.rate, a.minutes, a.sample_s, a.idle_s, a.keep, a.connections)
+            for e in engines]
     figs = [figures(r) for r in runs]
     print(table(figs))
     path = write_results("broker_memory.json", {"figures": figs, "runs": runs})

