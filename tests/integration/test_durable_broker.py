@@ -66,6 +66,15 @@ def test_a_broker_killed_with_sigkill_is_restarted_and_loses_nothing(tmp_path):
     finally:
         assert s.stop() == 0
     assert not s3.is_running()  # stopped by PID with the stack
+    # a new `helios up` on the same home (other ports) finds every record again
+    again = Stack(tmp_path, "--durable-broker")
+    try:
+        again.wait_ready()
+        audit = helios(again.env, "audit", "--json", "--wait", "30")
+        rep = json.loads(audit.stdout)
+        assert rep["accepted"] == 2 * RATE * SECONDS and rep["missing"] == 0, audit.stdout
+    finally:
+        assert again.stop() == 0
 
 
 def test_durable_broker_without_seaweedfs_is_one_line_exit_2(tmp_path):
