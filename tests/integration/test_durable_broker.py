@@ -1,6 +1,7 @@
 """#9 `helios up --durable-broker`: the broker's records live on disk (Tansu ``s3://`` on
-SeaweedFS), so a broker killed with SIGKILL is restarted by the supervisor and nothing
-accepted before the kill is lost. With the default memory engine the same kill would stop
+SeaweedFS), so a broker (or its S3 server) killed with SIGKILL is restarted by the
+supervisor and nothing accepted before the kill is lost, not even across a new
+`helios up` on the same home. With the default memory engine the same kill would stop
 the stack (and lose every record), which is why the audit's counts prove the point."""
 
 from __future__ import annotations
@@ -58,11 +59,16 @@ def test_a_broker_killed_with_sigkill_is_restarted_and_loses_nothing(tmp_path):
                         60)
         second = load(s.env)
         assert second["accepted"] == RATE * SECONDS and second["errors"] == 0, second
+        # and the S3 server itself, while the last outcomes are still being written
+        os.kill(procs["broker-s3"], signal.SIGKILL)
+        assert wait_for(lambda: s.state()["processes"]["broker-s3"] != procs["broker-s3"],
+                        30), s.output()
+        s3 = psutil.Process(s.state()["processes"]["broker-s3"])
         audit = helios(s.env, "audit", "--json", "--wait", "90")
         rep = json.loads(audit.stdout)  # a kill -9 may duplicate on the wire (at least once)
         assert rep["accepted"] == 2 * RATE * SECONDS, audit.stdout + audit.stderr
         assert rep["missing"] == 0, audit.stdout + audit.stderr
-        assert "restarted broker" in s.output()
+        assert "restarted broker (" in s.output() and "restarted broker-s3" in s.output()
     finally:
         assert s.stop() == 0
     assert not s3.is_running()  # stopped by PID with the stack
