@@ -208,6 +208,10 @@ def up(
         "--warehouse", help="Warehouse backend: duckdb (a file) or postgres (the embedded "
                             "PostgreSQL, or HELIOS_WAREHOUSE_DSN) [HELIOS_WAREHOUSE_BACKEND]")
     ] = None,
+    durable_broker: Annotated[bool | None, typer.Option(
+        "--durable-broker/--no-durable-broker",
+        help="Keep the broker's data on disk under HOME/broker-s3, so a broker restart "
+             "loses nothing [HELIOS_DURABLE_BROKER]")] = None,
 ) -> None:
     """Run the whole streaming platform on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
     from helios_pipeline.stack.supervisor import StackError, Supervisor
@@ -223,8 +227,16 @@ def up(
                   auctioneer_metrics_port=auctioneer_metrics_port,
                   profile_metrics_port=profile_metrics_port, dagster_port=dagster_port,
                   api_port=api_port, dagster=dagster, partitions=partitions, home=home,
-                  gateway_workers=gateway_workers,
+                  gateway_workers=gateway_workers, durable_broker=durable_broker,
                   **{f"{name}_replicas": n for name, n in counts.items()})
+    if s.durable_broker:
+        from helios_pipeline.stack import broker_s3
+        from helios_pipeline.stack.binaries import MissingBinary
+
+        try:
+            broker_s3.weed()
+        except MissingBinary as exc:
+            raise fail(str(exc)) from None
     sup = Supervisor(s, log=lambda msg: console.print(f"[dim]helios up:[/] {msg}", highlight=False))
 
     def on_signal(signum: int, _frame: object) -> None:

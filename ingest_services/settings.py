@@ -170,6 +170,9 @@ class Settings(GatewaySettings, BidderSettings, AuctioneerSettings, ProfileSetti
     dagster_port: int = Field(3000, ge=1, le=65535)
     dagster: bool = Field(True, description="helios up also runs Dagster webserver + daemon")
     postgres: bool = Field(True, description="helios up starts an embedded PostgreSQL")
+    durable_broker: bool = Field(
+        False, description="helios up keeps the broker's data on disk (Tansu s3:// on "
+                           "SeaweedFS under HOME/broker-s3): a broker restart loses nothing")
     postgres_dsn: str | None = Field(None, description="serving PostgreSQL (libpq DSN/URI)")
 
     # --- warehouse and outputs (default: under HELIOS_HOME) ---

@@ -235,11 +235,7 @@ class Supervisor:
         serve = [sys.executable, "-m", "helios_pipeline.cli", "serve"]
         data = self.home / "redis"
         return [
-            Child("broker", [str(binaries.tansu()), "broker",
-                             "--listener-url", f"tcp://127.0.0.1:{s.kafka_port}",
-                             "--advertised-listener-url", f"tcp://127.0.0.1:{s.kafka_port}",
-                             "--storage-engine", "memory://tansu/"],
-                  lambda: probes.tcp_open(s.kafka_port), restartable=False),
+            *self._broker(),
             Child("redis", [str(binaries.redis_server()), "--bind", "127.0.0.1",
                             "--port", str(s.redis_port), "--save", "", "--appendonly", "no",
                             "--dir", str(data)],
@@ -256,6 +252,26 @@ class Supervisor:
                   lambda: probes.http_ok(f"http://127.0.0.1:{s.api_port}/healthz")),
             *(self._dagster_children() if s.dagster else []),
         ]
+
+    def _broker(self) -> list[Child]:
+        """Tansu on ``memory://`` (gone with the process: not restartable), or with
+        --durable-broker on ``s3://`` against SeaweedFS on disk, started before it: both
+        are then restarted like any service, and a restart loses nothing."""
+        s = self.s
+        argv = [str(binaries.tansu()), "broker",
+                "--listener-url", f"tcp://127.0.0.1:{s.kafka_port}",
+                "--advertised-listener-url", f"tcp://127.0.0.1:{s.kafka_port}"]
+        ready = lambda: probes.tcp_open(s.kafka_port)  # noqa: E731
+        if not s.durable_broker:
+            return [Child("broker", [*argv, "--storage-engine", "memory://tansu/"], ready,
+                          restartable=False)]
+        from helios_pipeline.stack import broker_s3
+
+        srv = broker_s3.plan(self.home / "broker-s3")
+        self.eps["broker_s3"] = srv.endpoint
+        return [Child("broker-s3", srv.argv, srv.ready, env=srv.env),
+                Child("broker", [*argv, "--storage-engine", f"s3://{broker_s3.BUCKET}/"], ready,
+                      env=srv.broker_env())]
 
     def _consumers(self, service: str, replicas: int, port: int) -> list[Child]:
         """``replicas`` processes of one consumer service in its consumer group, as a
