@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from assets.columns import freshness
 from assets.warehouse import daily_stats, outcomes
 from helios_pipeline.automation import EXPORTS_CRON, follow_upstream
 from helios_pipeline.resources import DuckDBWarehouse, PathsResource
@@ -50,8 +51,9 @@ def analyst_exports(context: dg.AssetExecutionContext, config: ExportConfig,
                 context.log.info("exports match the warehouse: nothing to do")
                 return
         counts = export(con, out, days=days)
-    total = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out / 'outcomes'}/*.parquet')"
-                       ).fetchall()[0][0]  # the Parquet footers only: cheap
+    total, newest = duckdb.sql(  # what an analyst opening the export now gets
+        f"SELECT count(*), max(decided_at) FROM read_parquet('{out / 'outcomes'}/*.parquet')"
+    ).fetchall()[0]
     yield dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(out.resolve())),
@@ -59,5 +61,6 @@ def analyst_exports(context: dg.AssetExecutionContext, config: ExportConfig,
             "days_written": ", ".join(days) if days is not None else "all",
             "dagster/row_count": total,  # outcomes rows in the whole export
             **counts,  # rows written by this run
+            **freshness(newest),
         }
     )

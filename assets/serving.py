@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.columns import freshness
 from assets.warehouse import daily_stats, outcomes
 from helios_pipeline.automation import STATS_CRON, daily, follow_upstream
 from helios_pipeline.resources import DuckDBWarehouse, PathsResource, PostgresResource
@@ -44,7 +45,10 @@ def serving_daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWare
                         "WHERE day = %s", [day])
             n, requests = cur.fetchone()
             pg.commit()
-    return dg.MaterializeResult(metadata={"dagster/row_count": n, "requests": int(requests)})
+    with warehouse.open(read_only=True) as db:  # the newest outcome the mirrored day counts
+        newest = db.scalar("SELECT max(decided_at) FROM outcomes WHERE day = ?", [day])
+    return dg.MaterializeResult(metadata={"dagster/row_count": n, "requests": int(requests),
+                                          **freshness(newest)})
 
 
 @dg.asset(

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,13 +32,9 @@ from pathlib import Path
 import psutil
 
 from bench import write_results
-from helios_pipeline.stack import probes
+from helios_pipeline.stack.launch import LaunchedStack, isolated_env
 
 MIB = 1024 * 1024
-PORT_VARS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT",
-             "BIDDER_METRICS_PORT", "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT",
-             "DAGSTER_PORT", "API_PORT")
-
 
 def slope(samples: list[tuple[float, float]]) -> float:
     """Least-squares slope (y per x) of ``(x, y)`` samples; 0 for fewer than two."""
@@ -68,38 +62,18 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
-def stack_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
-    env.update({"HELIOS_HOME": str(home), "HELIOS_DAGSTER": "false",
-                "HELIOS_POSTGRES": "false"})
-    for var in PORT_VARS:
-        env[f"HELIOS_{var}"] = str(probes.free_port())
-    return env
-
-
 def soak(mode: str, rate: float, minutes: float, every: float, idle_s: float,
          keep: bool = False, connections: int = 64) -> dict:
     """One ``helios up`` (``mode`` memory or durable), idle then loaded; the samples."""
     home = Path(tempfile.mkdtemp(prefix=f"helios-brokermem-{mode}-"))
-    env = stack_env(home)
-    args = ["--durable-broker"] if mode == "durable" else []
-    log = open(home / "up.out", "w")  # noqa: SIM115 (closed below)
-    up = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "up", *args],
-                          env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def state() -> dict:
-        try:
-            return json.loads((home / "stack.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
+    env = isolated_env(home, HELIOS_DAGSTER="false", HELIOS_POSTGRES="false")
+    stack = LaunchedStack(home, *(["--durable-broker"] if mode == "durable" else []), env=env)
     try:
-        if not probes.wait_until(lambda: state().get("status") == "ready"
-                                 or up.poll() is not None, 120):
-            raise SystemExit(f"helios up ({mode}) not ready in 120 s: {home / 'up.out'}")
-        if up.poll() is not None:
-            raise SystemExit(f"helios up ({mode}) exited: {(home / 'up.out').read_text()[-2000:]}")
-        procs = state()["processes"]
+        try:
+            state = stack.wait_ready(120)
+        except RuntimeError as exc:
+            raise SystemExit(f"helios up ({mode}): {exc}") from None
+        procs = state["processes"]
         broker, s3 = procs["broker"], procs.get("broker-s3")
         t0 = time.monotonic()
         samples: list[dict] = []
@@ -125,13 +99,7 @@ def soak(mode: str, rate: float, minutes: float, every: float, idle_s: float,
         return {"mode": mode, "home": str(home), "samples": samples, "load": report,
                 "offered_rate": rate, "seconds": duration}
     finally:
-        if up.poll() is None:
-            up.send_signal(signal.SIGTERM)
-            try:
-                up.wait(120)
-            except subprocess.TimeoutExpired:
-                up.kill()
-        log.close()
+        stack.stop()
         if not keep:
             shutil.rmtree(home, ignore_errors=True)
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,13 +31,9 @@ from rich.table import Table
 
 from bench import write_results
 from helios_pipeline.loadgen import Traffic, run_load
-from helios_pipeline.stack import probes
+from helios_pipeline.stack.launch import LaunchedStack, isolated_env
 
 console = Console()
-PORTS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT", "BIDDER_METRICS_PORT",
-         "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT", "DAGSTER_PORT", "API_PORT")
-
-
 def rss_by_process(state: dict, children: bool = False) -> dict[str, float]:
     """MiB per Helios process: its own RSS, or (``children``) the sum over what it started
     (uvicorn workers, Dagster's code servers and run processes, which come and go)."""
@@ -63,23 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="helios-soak-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
-    env.update({"HELIOS_HOME": str(home), "HELIOS_DAGSTER": str(not args.no_dagster).lower(),
-                **{f"HELIOS_{p}": str(probes.free_port()) for p in PORTS}})
-    log = (home / "up.out").open("w")
-    up = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "up"], env=env,
-                          stdout=log, stderr=subprocess.STDOUT)
+    stack = LaunchedStack(home, env=isolated_env(
+        home, HELIOS_DAGSTER=str(not args.no_dagster).lower()))
+    env = stack.env
     try:
-        deadline = time.monotonic() + 120
-        state: dict = {}
-        while time.monotonic() < deadline and state.get("status") != "ready":
-            time.sleep(1)
-            try:
-                state = json.loads((home / "stack.json").read_text())
-            except (OSError, ValueError):
-                state = {}
-            if up.poll() is not None:
-                raise SystemExit(f"helios up exited: {(home / 'up.out').read_text()[-2000:]}")
+        state = stack.wait_ready(120)
         gateway = state["endpoints"]["gateway_url"]
         rss_start = rss_by_process(state)
         console.print(f"stack ready in {home}; {args.rate:g} req/s for {args.minutes:g} min")
@@ -106,12 +88,7 @@ def main(argv: list[str] | None = None) -> None:
                                 "--wait", "120"], env=env, capture_output=True, text=True)
         verdict = json.loads(audit.stdout.strip().splitlines()[-1]) if audit.stdout else {}
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(120)
-        except subprocess.TimeoutExpired:
-            up.kill()
-        log.close()
+        stack.stop()
 
     growth = {name: round((rss_end[name] - rss_after_first[0].get(name, 0)) / hours, 1)
               for name in rss_end}

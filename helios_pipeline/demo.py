@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -56,14 +55,11 @@ def _start_stack(s: Settings, console: Console) -> tuple[subprocess.Popen, dict]
 
 
 def _stop_stack(proc: subprocess.Popen, console: Console) -> None:
+    from helios_pipeline.stack.launch import stop_process
+
     if proc.poll() is None:
         with console.status("stopping the stack…"):
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, grace=120)
 
 
 def outcome_rows(warehouse: Path) -> int | None:

@@ -454,6 +454,7 @@ def test_report_and_serving_daily_stats_read_either_warehouse(
     assert (tmp_path / "reports" / day / "report.html").exists()
     served = res.asset_materializations_for_node("serving_daily_stats")[0].metadata
     assert served["requests"].value == req
+    assert served["data_lag_seconds"].value >= 0 and "newest_row_at" in served  # freshness
 
 
 @pytest.fixture

@@ -16,6 +16,16 @@ from tests.integration.test_stack_e2e import Stack
 pytestmark = pytest.mark.integration
 
 
+def seed_profiles(client: DagsterClient, location: str, users: int) -> str:
+    """``user_profiles`` materialised through the webserver (seed 3); the run id."""
+    run_id = client.submit_job_execution(
+        "__ASSET_JOB", repository_location_name=location, repository_name=REPOSITORY,
+        asset_selection=["user_profiles"],
+        run_config={"ops": {"user_profiles": {"config": {"users": users, "seed": 3}}}})
+    assert client.wait_for_run(run_id, timeout=180) == dg.DagsterRunStatus.SUCCESS
+    return run_id
+
+
 def test_launch_a_materialisation_over_graphql_and_read_its_metadata(tmp_path):
     stack = Stack(tmp_path, HELIOS_DAGSTER="true")
     tree: list[psutil.Process] = []
@@ -23,11 +33,7 @@ def test_launch_a_materialisation_over_graphql_and_read_its_metadata(tmp_path):
         state = stack.wait_ready()
         client = DagsterClient.from_url(state["endpoints"]["dagster_ui"])
         location = client.wait_for_location()
-        run_id = client.submit_job_execution(
-            "__ASSET_JOB", repository_location_name=location, repository_name=REPOSITORY,
-            asset_selection=["user_profiles"],
-            run_config={"ops": {"user_profiles": {"config": {"users": 1500, "seed": 3}}}})
-        assert client.wait_for_run(run_id, timeout=180) == dg.DagsterRunStatus.SUCCESS
+        run_id = seed_profiles(client, location, users=1500)
         mat = client.latest_materialization(["user_profiles"])
         assert mat["run_id"] == run_id
         assert mat["metadata"]["dagster/row_count"] == 1500
@@ -105,11 +111,7 @@ def test_after_a_run_the_dagster_ui_is_green_and_an_idle_stack_starts_no_runs(tm
         assert (tmp_path / "partitions_start").read_text().strip() == today  # a new home
         client = DagsterClient.from_url(ui)
         location = client.wait_for_location()
-        run_id = client.submit_job_execution(
-            "__ASSET_JOB", repository_location_name=location, repository_name=REPOSITORY,
-            asset_selection=["user_profiles"],
-            run_config={"ops": {"user_profiles": {"config": {"users": 200, "seed": 3}}}})
-        assert client.wait_for_run(run_id, timeout=180) == dg.DagsterRunStatus.SUCCESS
+        seed_profiles(client, location, users=200)
         load = helios(stack.env, "load", "--rate", "100", "--duration", "3", "--users", "200")
         assert load.returncode == 0, load.stderr
         audit = helios(stack.env, "audit", "--json", "--wait", "60")

@@ -194,6 +194,7 @@ def test_ingest_keeps_todays_export_at_the_warehouse_count(warehouse, tmp_path, 
     assert res.success
     md = materialized(res)[0].metadata
     assert md["days_written"].value == str(TODAY)
+    assert md["dagster/row_count"].value == 2445 and "newest_row_at" in md  # the whole export
     views = duckdb.connect(str(exports / "helios.duckdb"), read_only=True)
     views.execute(f"SET file_search_path = '{exports}'")
     assert views.execute("SELECT count(*) FROM outcomes").fetchone()[0] == count(

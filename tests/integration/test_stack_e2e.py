@@ -15,28 +15,17 @@ import psutil
 import pytest
 
 from helios_pipeline.stack import probes
+from helios_pipeline.stack.launch import LaunchedStack, isolated_env
 from helios_pipeline.stack.servers import wait_for
 
 pytestmark = pytest.mark.integration
 
-PORT_VARS = ("KAFKA_PORT", "REDIS_PORT", "PROFILE_PORT", "GATEWAY_PORT",
-             "BIDDER_METRICS_PORT", "AUCTIONEER_METRICS_PORT", "PROFILE_METRICS_PORT",
-             "DAGSTER_PORT", "API_PORT")
-
-
 def stack_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
-    env["HELIOS_HOME"] = str(home)
-    env["HELIOS_SESSION_TIMEOUT_MS"] = "2000"
-    env["HELIOS_HEARTBEAT_INTERVAL_MS"] = "200"
-    env["HELIOS_DAGSTER"] = "false"  # the streaming half; test_dagster_e2e runs the rest
-    ports: set[int] = set()
-    while len(ports) < len(PORT_VARS):  # two free_port() calls can return the same port
-        ports.add(probes.free_port())
-    for var, port in zip(PORT_VARS, sorted(ports), strict=True):
-        env[f"HELIOS_{var}"] = str(port)
-    env.update(extra)
-    return env
+    """An isolated stack (own home, distinct free ports), quick to notice a dead consumer."""
+    return isolated_env(home, **{"HELIOS_SESSION_TIMEOUT_MS": "2000",
+                                 "HELIOS_HEARTBEAT_INTERVAL_MS": "200",
+                                 # the streaming half; test_dagster_e2e runs the rest
+                                 "HELIOS_DAGSTER": "false", **extra})
 
 
 def helios(env: dict, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -44,35 +33,18 @@ def helios(env: dict, *args: str, timeout: float = 180) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=timeout)
 
 
-class Stack:
+class Stack(LaunchedStack):
+    """`helios up` for a test (helios_pipeline/stack/launch.py), failing the test with the
+    stack's output when it does not start."""
+
     def __init__(self, home: Path, *args: str, **extra: str) -> None:
-        self.home = home
-        self.env = stack_env(home, **extra)
-        self.log = open(home / "up.out", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "helios_pipeline.cli", "up", *args],
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        super().__init__(home, *args, env=stack_env(home, **extra))
 
-    def state(self) -> dict:
+    def wait_ready(self, timeout: float = 90.0) -> dict:
         try:
-            return json.loads((self.home / "stack.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def wait_ready(self) -> dict:
-        assert wait_for(lambda: self.state().get("status") == "ready"
-                        or self.proc.poll() is not None, 90), self.output()
-        assert self.proc.poll() is None, self.output()
-        return self.state()
-
-    def output(self) -> str:
-        return (self.home / "up.out").read_text()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(120)
-        self.log.close()
-        return self.proc.returncode
+            return super().wait_ready(timeout)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
 
 
 @pytest.fixture

@@ -56,7 +56,13 @@ def test_the_postgres_warehouse_publishes_the_same_serving_snapshot(pipeline, pi
                                         "database_name = 'd' ORDER BY 1").fetchall()]
     assert "outcomes" in names and "cube" in names
     for t in names:
-        cols = "* EXCLUDE (published_at)" if t == "meta" else "*"
+        # sums of doubles differ in the last bits with the order rows were added: compare
+        # them to 9 decimal places (CPMs in USD), everything else exactly
+        typed = duck.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE "
+                             "database_name = 'd' AND table_name = ? ORDER BY column_index",
+                             [t]).fetchall()
+        cols = ", ".join(f'round("{c}", 9) AS "{c}"' if ty == "DOUBLE" else f'"{c}"'
+                         for c, ty in typed if c != "published_at")
         assert duck.execute(f"SELECT {cols} FROM d.{t} EXCEPT ALL SELECT {cols} FROM p.{t}"
                             ).fetchall() == [], t
         assert duck.execute(f"SELECT {cols} FROM p.{t} EXCEPT ALL SELECT {cols} FROM d.{t}"
