@@ -28,6 +28,22 @@ SHARED_INSTANCE: dict = {
         "runs": {"max_concurrent_runs": 4},
         "pools": {"default_limit": 1},  # duckdb_writer: DuckDB allows one writing process
     },
+    # A run worker killed mid-run (kill -9, OOM) must not block ingest forever. The code
+    # server that started it notices within a second and marks the run failed, but the
+    # `duckdb_writer` pool slot its step held stays claimed until something frees it: the
+    # monitoring daemon (enabled here) frees the slots of runs that ended
+    # `free_slots_after_run_end_seconds` ago, so the sensor's next run can write. It also
+    # fails runs stuck starting (`start_timeout_seconds`) and any run still going after
+    # `max_runtime_seconds` (a code server killed with its run leaves the run STARTED:
+    # without this it would hold the slot forever). tests/integration/test_faults.py
+    # kills an ingest run mid-batch and checks the next one completes.
+    "run_monitoring": {
+        "enabled": True,
+        "poll_interval_seconds": 5,
+        "free_slots_after_run_end_seconds": 5,
+        "start_timeout_seconds": 180,
+        "max_runtime_seconds": 7200,
+    },
     "telemetry": {"enabled": False},
     # no "Join the Dagster community" dialog on a first visit of the UI (#11)
     "nux": {"enabled": False},

@@ -3,7 +3,8 @@ gateway, ``kill -9`` of the bidder, the profile service and the auctioneer mid-l
 of the gateway under a second load (the supervisor restarts each), then `helios audit`:
 nothing missing on the wire or in the warehouse, nothing doubled in the warehouse (wire
 duplicates from the kills are allowed and counted), and every request that did not get a
-202 got an error the client saw.
+202 got an error the client saw. And ``kill -9`` of a Dagster ingest run mid-batch: the
+sensor's next run leaves the tables as a clean run would.
 
 Each test starts a whole stack (about 3 minutes for the module on a busy two-core machine),
 so they run with ``make test-faults`` (``pytest --faults``), not in ``make test``.
@@ -244,4 +245,158 @@ def test_second_bidder_and_auctioneer_killed_their_partitions_are_taken_over(tmp
         for proc in extra:
             if proc.poll() is None:
                 proc.kill()
+        assert stack.stop() == 0
+
+
+SENSOR = """query($sel: SensorSelector!) { sensorOrError(sensorSelector: $sel) {
+  __typename ... on Sensor { id sensorState { status } } } }"""
+STOP_SENSOR = "mutation($id: String) { stopSensor(id: $id) { __typename } }"
+START_SENSOR = ("mutation($sel: SensorSelector!) "
+                "{ startSensor(sensorSelector: $sel) { __typename } }")
+INGEST_STEPS = ("bid_requests", "bid_responses", "auction_outcomes")
+RAW_TABLES = (*INGEST_STEPS, "outcomes")
+
+
+def _run_pid(instance, run_id: str) -> int | None:
+    """The run worker's PID, from the engine event the worker logs when it starts."""
+    import re
+
+    for event in instance.all_logs(run_id):
+        found = re.search(r"Started process for run \(pid: (\d+)\)", event.message or "")
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def _steps(instance, run_id: str) -> tuple[set[str], set[str]]:
+    """Step keys started and succeeded in a run."""
+    import dagster as dg
+
+    started, done = set(), set()
+    for event in instance.all_logs(run_id):
+        if event.dagster_event is None:
+            continue
+        if event.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            started.add(event.dagster_event.step_key)
+        elif event.dagster_event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            done.add(event.dagster_event.step_key)
+    return started, done
+
+
+def _table_counts(path: str) -> dict[str, tuple[int, int]]:
+    """(rows, distinct (rid, imp_id)) per raw table and ``outcomes``, read-only (a Dagster
+    run may hold the DuckDB file's lock for a moment: retried)."""
+    import duckdb
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            con = duckdb.connect(path, read_only=True)
+            break
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        return {t: tuple(con.execute(
+            f"SELECT count(*), count(DISTINCT (rid, imp_id)) FROM {t}").fetchall()[0])
+            for t in RAW_TABLES}
+    finally:
+        con.close()
+
+
+@pytest.mark.timeout(600)
+def test_ingest_run_killed_mid_batch_then_the_sensors_next_run_makes_the_tables_whole(
+        tmp_path):
+    """A backlog on the topics (the sensor stopped meanwhile), the sensor started, its
+    ``ingest_outcomes`` run SIGKILLed while an ingest step is in its transaction: Dagster
+    marks the run failed (the code server sees its worker die), the monitoring daemon frees
+    the ``duckdb_writer`` slot the step held, the sensor's next run (more traffic arrived)
+    completes, and the warehouse holds exactly what the wire has: every raw table and
+    ``outcomes`` one row per accepted imp, nothing missing, nothing doubled."""
+    import dagster as dg
+
+    from helios_pipeline.dagster_client import REPOSITORY, DagsterClient
+
+    stack = Stack(tmp_path, HELIOS_DAGSTER="true", HELIOS_POSTGRES="false")
+    try:
+        state = stack.wait_ready(timeout=150)
+        client = DagsterClient.from_url(state["endpoints"]["dagster_ui"])
+        sel = {"repositoryName": REPOSITORY, "sensorName": "outcome_topic_sensor",
+               "repositoryLocationName": client.wait_for_location()}
+        sensor = client._execute(SENSOR, {"sel": sel})["sensorOrError"]
+        assert sensor["__typename"] == "Sensor", sensor
+        client._execute(STOP_SENSOR, {"id": sensor["id"]})
+        assert client._execute(SENSOR, {"sel": sel})["sensorOrError"]["sensorState"][
+            "status"] == "STOPPED"
+
+        # the backlog: one big batch for the run to ingest
+        backlog = helios(stack.env, "load", "--rate", str(RATE), "--duration", "20",
+                         "--users", "500", "--json", timeout=200)
+        assert backlog.returncode == 0, backlog.stderr
+        wire = helios(stack.env, "audit", "--json", "--wait", "120", timeout=200)
+        assert wire.returncode == 0 and json.loads(wire.stdout)["missing"] == 0, wire.stdout
+
+        instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
+        ingest = dg.RunsFilter(job_name="ingest_outcomes")
+        assert instance.get_run_records(ingest) == []
+        client._execute(START_SENSOR, {"sel": sel})
+
+        def first_run() -> str | None:
+            recs = instance.get_run_records(ingest, limit=1)
+            return recs[0].dagster_run.run_id if recs else None
+
+        assert wait_for(lambda: first_run() is not None, 90), stack.output()[-3000:]
+        run_id = first_run()
+        # the worker's pid from its log; the kill lands once an ingest step has begun
+        # its transaction (reading the topic, staging, inserting)
+        assert wait_for(lambda: _run_pid(instance, run_id) is not None, 120)
+        pid = _run_pid(instance, run_id)
+        assert wait_for(lambda: _steps(instance, run_id)[0] & set(INGEST_STEPS), 120,
+                        ), instance.get_run_by_id(run_id).status
+        time.sleep(0.3)
+        started, done = _steps(instance, run_id)
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        in_flight = (started & set(INGEST_STEPS)) - done
+        assert in_flight, (started, done)  # the kill is mid-batch, not between steps
+
+        # Dagster notices: the run is failed (not left STARTED, blocking the pool)
+        assert wait_for(lambda: instance.get_run_by_id(run_id).status
+                        == dg.DagsterRunStatus.FAILURE, 60), instance.get_run_by_id(run_id)
+        noticed_s = time.monotonic() - killed_at
+        assert not (_steps(instance, run_id)[1] & in_flight)  # that step never succeeded
+
+        # traffic goes on; the sensor's next run takes the killed batch and the new data
+        more = helios(stack.env, "load", "--rate", str(RATE), "--duration", "3",
+                      "--users", "500", "--json", timeout=120)
+        assert more.returncode == 0, more.stderr
+
+        def next_success() -> bool:
+            return any(r.dagster_run.run_id != run_id and r.dagster_run.status
+                       == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records(ingest))
+
+        assert wait_for(next_success, 240), [
+            (r.dagster_run.run_id, r.dagster_run.status) for r in instance.get_run_records(ingest)]
+        recovered_s = time.monotonic() - killed_at
+
+        audit = helios(stack.env, "audit", "--json", "--wait", "240", timeout=400)
+        rep = json.loads(audit.stdout)
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+        assert rep["missing"] == 0 and rep["dead_letters"] == 0, rep
+        sent = json.loads(backlog.stdout)["accepted"] + json.loads(more.stdout)["accepted"]
+        assert rep["accepted"] == sent, (rep, sent)
+        wh = rep["warehouse"]
+        assert wh["checked"] is True and wh["missing"] == 0 and wh["duplicated"] == 0, wh
+        assert wh["rows"] == rep["imps"], (wh, rep["imps"])
+        # every table as a clean run leaves it: one row per imp, none doubled
+        counts = _table_counts(state["endpoints"]["warehouse"])
+        assert counts == {t: (rep["imps"], rep["imps"]) for t in RAW_TABLES}, (counts, rep)
+        runs = [r.dagster_run.status.value for r in instance.get_run_records(ingest)]
+        instance.dispose()
+        print(f"ingest run killed mid-batch (steps in flight: {sorted(in_flight)}): "
+              f"failed after {noticed_s:.1f} s, next run succeeded {recovered_s:.1f} s after "
+              f"the kill; runs {runs}; accepted={rep['accepted']} imps={rep['imps']} "
+              f"tables={counts}")
+    finally:
         assert stack.stop() == 0
