@@ -71,6 +71,12 @@ class KafkaSettings(_Base):
     gateway_queue_max_messages: int = Field(100_000, ge=1)
     consumer_prefetch_kbytes: int = Field(4_096, ge=1024)
 
+    # --- transactional read-process-write (ingest_services/common/transactions.py) ---
+    kafka_transactions: bool = Field(
+        False, description="bidder and auctioneer commit outputs and consumed offsets in one "
+                           "Kafka transaction (exactly-once on the wire on Apache Kafka; the "
+                           "embedded broker shows aborted records to read_committed readers)")
+
     def dlq(self, topic: str) -> str:
         """Dead-letter topic of ``topic`` (DESIGN.md: ``<topic>.dlq``)."""
         return f"{topic}.dlq"

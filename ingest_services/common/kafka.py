@@ -13,7 +13,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from ingest_services.settings import KafkaSettings as Settings
 
 
-def producer_config(s: Settings, client_id: str, *, linger_ms: int | None = None) -> dict:
+def producer_config(s: Settings, client_id: str, *, linger_ms: int | None = None,
+                    transactional_id: str | None = None) -> dict:
+    """``transactional_id``: a transactional producer (HELIOS_KAFKA_TRANSACTIONS; see
+    ``transactions.py``), which also needs ``init_transactions`` before producing."""
+    extra = {} if transactional_id is None else {"transactional.id": transactional_id}
     return {
         "bootstrap.servers": s.kafka_bootstrap,
         "client.id": client_id,
@@ -25,6 +29,7 @@ def producer_config(s: Settings, client_id: str, *, linger_ms: int | None = None
         # librdkafka buffers up to 1 GiB by default; a bounded queue bounds RSS and turns
         # overload into back-pressure (BufferError → retry or 503) instead of memory growth
         "queue.buffering.max.kbytes": s.producer_buffer_kbytes,
+        **extra,
     }
 
 

@@ -1,13 +1,17 @@
 """The consume → handle → produce → ack → commit loop shared by the bidder and auctioneer.
 
 Offsets are committed only after every record produced for a batch is acknowledged by the
-broker (at-least-once on the wire). A message the handler cannot process becomes exactly
-one dead letter with the reason and source offset in headers, and the loop moves on.
+broker (at-least-once on the wire); with ``HELIOS_KAFKA_TRANSACTIONS`` the records and the
+offsets commit in one Kafka transaction instead (``transactions.py``). A message the
+handler cannot process becomes exactly one dead letter with the reason and source offset in
+headers, and the loop moves on.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from ingest_services.common.kafka import consumer_config, producer_config
 from ingest_services.common.metrics import PUBLISH_ERRORS
+from ingest_services.common.transactions import Transactions, transactional_id
 from ingest_services.contracts import messages as m
 from ingest_services.settings import KafkaSettings as Settings
 
@@ -104,7 +109,12 @@ class StreamWorker:
         conf = consumer_config(settings, group_id, f"{service}-consumer")
         conf["stats_cb"] = self._on_stats
         self.consumer = Consumer(conf)
-        self.producer = Producer(producer_config(settings, f"{service}-producer"))
+        tid = (transactional_id(group_id, socket.gethostname(), os.getpid())
+               if settings.kafka_transactions else None)
+        self.producer = Producer(producer_config(settings, f"{service}-producer",
+                                                 transactional_id=tid))
+        self.txn = Transactions(self.producer, self.consumer, service) if tid else None
+        self.transactional_id = tid
         self._failed: list[str] = []
 
     def stop(self) -> None:
@@ -123,6 +133,10 @@ class StreamWorker:
             self._failed.append(f"{msg.topic()}: {err}")
 
     def run(self) -> None:
+        if self.txn is not None:
+            self.txn.init()
+            log.info("transactions on", extra={"service": self.service,
+                                               "transactional_id": self.transactional_id})
         self.consumer.subscribe(
             [self.source_topic], on_assign=lambda c, p: self.ready.set()
         )
@@ -139,6 +153,8 @@ class StreamWorker:
         finally:
             self.producer.flush(10)
             self.consumer.close()
+            if self.txn is not None:
+                self.txn.close()
             del self.producer  # destroy now: stops librdkafka's threads (and their logs)
             log.info("stopped", extra={"service": self.service})
 
@@ -168,12 +184,15 @@ class StreamWorker:
         self._failed.clear()
         per_topic: dict[str, int] = {}
         for rec in records:
-            self._produce(rec)
             per_topic[rec.topic] = per_topic.get(rec.topic, 0) + 1
-        for topic, n in per_topic.items():  # metrics once per batch, not per record
-            PRODUCED.labels(self.service, topic).inc(n)
-            if topic.endswith(".dlq"):
-                DEAD_LETTERS.labels(self.service).inc(n)
+        if self.txn is not None:  # records and offsets in one transaction
+            if self.txn.commit_batch(records, consumed, self._produce):
+                self._count(per_topic)
+                BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+            return
+        for rec in records:
+            self._produce(rec)
+        self._count(per_topic)
         remaining = self.producer.flush(30)
         if remaining or self._failed:
             raise DeliveryError(
@@ -181,6 +200,12 @@ class StreamWorker:
             )
         self.consumer.commit(offsets=_next_offsets(consumed), asynchronous=False)
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+
+    def _count(self, per_topic: dict[str, int]) -> None:
+        for topic, n in per_topic.items():  # metrics once per batch, not per record
+            PRODUCED.labels(self.service, topic).inc(n)
+            if topic.endswith(".dlq"):
+                DEAD_LETTERS.labels(self.service).inc(n)
 
     def _produce(self, rec: Record) -> None:
         deadline: float | None = None  # the clock is read only once the queue is full

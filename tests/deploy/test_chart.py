@@ -30,7 +30,7 @@ STRUCTURAL = {"home", "bind_host", "kafka_bootstrap", "redis_url", "profile_addr
               "topic_requests", "topic_responses", "topic_outcomes", "partitions",
               "replication_factor", "create_topics", "gateway_port", "bidder_metrics_port",
               "auctioneer_metrics_port", "profile_port", "profile_metrics_port", "api_port",
-              "serving_path",
+              "serving_path", "kafka_transactions",
               "gateway_api_keys", "api_keys"}  # credentials: from the `auth` Secret
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator: not in k8s schemas
 
@@ -98,6 +98,7 @@ BAD_VALUES = {
     "partitions start not a date": ({"dagster": {"partitionsStart": "yesterday"}},
                                     "partitionsStart"),
     "zero partitions": ({"topics": {"partitions": 0}}, "/topics/partitions"),
+    "transactions not a boolean": ({"kafka": {"transactions": "yes"}}, "/kafka/transactions"),
 }
 
 
@@ -515,3 +516,20 @@ def test_api_keys_are_on_by_default_and_come_from_the_secret_only():
     [c] = deployment(off, "gateway")["spec"]["template"]["spec"]["containers"]
     [env] = [e for e in c["env"] if e["name"] == "HELIOS_GATEWAY_API_KEYS"]
     assert env == {"name": "HELIOS_GATEWAY_API_KEYS", "value": ""}
+
+
+def test_kafka_transactions_value_reaches_the_bidder_and_auctioneer():
+    """kafka.transactions → HELIOS_KAFKA_TRANSACTIONS in the ConfigMap the consumers load
+    (off by default: it needs a broker with working transactions, docs/reliability.md)."""
+    from ingest_services.settings import AuctioneerSettings, BidderSettings
+
+    assert configmaps(documents(render({})))["helios-config"][
+        "HELIOS_KAFKA_TRANSACTIONS"] == "false"
+    objs = documents(render({"kafka": {"transactions": True}}))
+    cfg = configmaps(objs)["helios-config"]
+    for comp, group in (("bidder", BidderSettings), ("auctioneer", AuctioneerSettings)):
+        [c] = deployment(objs, comp)["spec"]["template"]["spec"]["containers"]
+        assert {"configMapRef": {"name": "helios-config"}} in c["envFrom"]
+        s = group(**{k.removeprefix("HELIOS_").lower(): v for k, v in cfg.items()
+                     if k.removeprefix("HELIOS_").lower() in group.model_fields})
+        assert s.kafka_transactions is True, comp
