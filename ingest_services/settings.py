@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "HELIOS_"
@@ -76,6 +76,80 @@ class KafkaSettings(_Base):
         False, description="bidder and auctioneer commit outputs and consumed offsets in one "
                            "Kafka transaction (exactly-once on the wire on Apache Kafka; the "
                            "embedded broker shows aborted records to read_committed readers)")
+
+    # --- secured Kafka (issue #8): applied to every client by common/kafka.py ---
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="security.protocol of every Kafka client")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, validate_default=True,
+        description="required with SASL_SSL / SASL_PLAINTEXT")
+    kafka_sasl_username: str | None = Field(None, validate_default=True,
+                                            description="required with SASL_*")
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), validate_default=True,
+        description="required with SASL_*; from a Secret, never logged")
+    kafka_ssl_ca_location: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates "
+                          "(SSL / SASL_SSL); unset: the system's CA store")
+    kafka_ssl_certificate_location: Path | None = Field(
+        None, description="client certificate (PEM) for mutual TLS; with the key")
+    kafka_ssl_key_location: Path | None = Field(
+        None, validate_default=True, description="client private key (PEM) for mutual TLS")
+    kafka_ssl_key_password: SecretStr = Field(
+        SecretStr(""), description="password of an encrypted client key; never logged")
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="verify the broker's host name against its certificate")
+
+    @field_validator("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_ssl_ca_location",
+                     "kafka_ssl_certificate_location", "kafka_ssl_key_location",
+                     mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:  # a chart renders unset values as ""
+        if isinstance(v, str):
+            v = v.strip()
+            return v or None
+        return v
+
+    @field_validator("kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _mechanism_any_case(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+    @classmethod
+    def _sasl_needs_all_three(cls, v: object, info: ValidationInfo) -> object:
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol is None:  # itself invalid: reported on its own
+            return v
+        given = bool(v.get_secret_value() if isinstance(v, SecretStr) else v)
+        if protocol.startswith("SASL_") and not given:
+            what = ("PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                    if info.field_name == "kafka_sasl_mechanism" else "a value")
+            raise ValueError(f"required with HELIOS_KAFKA_SECURITY_PROTOCOL={protocol}: "
+                             f"set it to {what}")
+        if given and not protocol.startswith("SASL_"):
+            raise ValueError(f"only used with HELIOS_KAFKA_SECURITY_PROTOCOL=SASL_SSL or "
+                             f"SASL_PLAINTEXT (it is {protocol}): set that too, or unset this")
+        return v
+
+    @field_validator("kafka_ssl_ca_location", "kafka_ssl_certificate_location",
+                     "kafka_ssl_key_location")
+    @classmethod
+    def _tls_file(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        protocol = info.data.get("kafka_security_protocol")
+        if v is not None:
+            if protocol is not None and protocol not in ("SSL", "SASL_SSL"):
+                raise ValueError(f"only used with HELIOS_KAFKA_SECURITY_PROTOCOL=SSL or "
+                                 f"SASL_SSL (it is {protocol}): set that too, or unset this")
+            if not v.is_file():
+                raise ValueError(f"no readable file at {v} (mount the Secret holding it "
+                                 f"there, or fix the path)")
+        if info.field_name == "kafka_ssl_key_location":
+            cert = info.data.get("kafka_ssl_certificate_location")
+            if (cert is None) != (v is None) and "kafka_ssl_certificate_location" in info.data:
+                raise ValueError("mutual TLS needs both HELIOS_KAFKA_SSL_CERTIFICATE_LOCATION "
+                                 "and HELIOS_KAFKA_SSL_KEY_LOCATION: set both, or neither")
+        return v
 
     def dlq(self, topic: str) -> str:
         """Dead-letter topic of ``topic`` (DESIGN.md: ``<topic>.dlq``)."""
@@ -259,12 +333,16 @@ def _describe(exc: ValidationError, given: frozenset[str] = frozenset()) -> str:
         got = err.get("input")
         var = f"{ENV_PREFIX}{field.upper()}"
         info = Settings.model_fields.get(field)
-        default = "" if info is None or info.default is None else f" (default {info.default})"
+        secret = info is not None and info.annotation is SecretStr
+        if secret:
+            got = "<hidden>"  # a password or key is never printed, not even a wrong one
+        default = ("" if info is None or info.default is None or secret
+                   else f" (default {info.default})")
         if field in given:
             flag = f"--{field.replace('_', '-')}"
             where, fix = f"{flag} {got} (instead of {var})", f"pass a valid {flag}"
         else:
-            where = f"{var}={got!r}"
+            where = f"{var} (not set)" if got is None else f"{var}={got!r}"
             fix = f"set {var} to a valid value or unset it{default}; see docs/operations.md"
         parts.append(f"{where}: {err['msg']} (fix: {fix})")
     return "; ".join(parts)

@@ -2,7 +2,8 @@
 
 The values suit both Apache Kafka and the embedded Tansu broker (see DESIGN.md "quirks"):
 classic group protocol, short fetch waits, batching producers, ``earliest`` reset with
-committed offsets, idempotent producers with ``acks=all``.
+committed offsets, idempotent producers with ``acks=all``. Every client's security
+(SASL, TLS) comes from :func:`security_config`, the one place that reads those settings.
 """
 
 from __future__ import annotations
@@ -11,6 +12,35 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest_services.settings import KafkaSettings as Settings
+
+
+def security_config(s: Settings) -> dict:
+    """``security.protocol``, SASL and TLS for one client: the one place every Kafka client
+    Helios creates gets them from (producers, consumers, readers, the admin client), so a
+    secured broker needs only the HELIOS_KAFKA_SECURITY_* / _SASL_* / _SSL_* settings, which
+    settings.py has already checked (a mechanism with SASL, files that exist, both halves
+    of a client certificate). The password goes to librdkafka only; nothing logs it."""
+    conf: dict = {"security.protocol": s.kafka_security_protocol}
+    if s.kafka_security_protocol.startswith("SASL_"):
+        conf["sasl.mechanism"] = s.kafka_sasl_mechanism
+        conf["sasl.username"] = s.kafka_sasl_username
+        conf["sasl.password"] = s.kafka_sasl_password.get_secret_value()
+    if s.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        if s.kafka_ssl_ca_location is not None:
+            conf["ssl.ca.location"] = str(s.kafka_ssl_ca_location)
+        if s.kafka_ssl_certificate_location is not None:
+            conf["ssl.certificate.location"] = str(s.kafka_ssl_certificate_location)
+            conf["ssl.key.location"] = str(s.kafka_ssl_key_location)
+            if s.kafka_ssl_key_password.get_secret_value():
+                conf["ssl.key.password"] = s.kafka_ssl_key_password.get_secret_value()
+        conf["ssl.endpoint.identification.algorithm"] = (
+            "https" if s.kafka_ssl_check_hostname else "none")
+    return conf
+
+
+def admin_config(s: Settings) -> dict:
+    """The admin client (topic creation, listings)."""
+    return {"bootstrap.servers": s.kafka_bootstrap, **security_config(s)}
 
 
 def producer_config(s: Settings, client_id: str, *, linger_ms: int | None = None,
@@ -30,6 +60,7 @@ def producer_config(s: Settings, client_id: str, *, linger_ms: int | None = None
         # overload into back-pressure (BufferError → retry or 503) instead of memory growth
         "queue.buffering.max.kbytes": s.producer_buffer_kbytes,
         **extra,
+        **security_config(s),
     }
 
 
@@ -47,6 +78,7 @@ def consumer_config(s: Settings, group_id: str, client_id: str) -> dict:
         # prefetch per consumer (default 64 MiB): enough for full batches, bounded RSS
         "queued.max.messages.kbytes": s.consumer_prefetch_kbytes,
         "statistics.interval.ms": 5000,
+        **security_config(s),
     }
 
 
@@ -60,12 +92,13 @@ def reader_config(s: Settings, client_id: str) -> dict:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": s.fetch_wait_max_ms,
+        **security_config(s),
     }
 
 
 def ensure_topics(s: Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
     """Create topics up front (Tansu never auto-creates on subscribe); existing ones are fine."""
-    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
+    admin = AdminClient(admin_config(s))
     wanted = topics or s.all_topics
     existing = set(admin.list_topics(timeout=timeout).topics)
     new = [

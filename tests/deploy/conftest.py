@@ -46,9 +46,25 @@ PRODUCTION = {
     "dagster": {"warehouseBackend": "postgres"},
 }
 
-# Every optional object switched on (Prometheus Operator CRDs, Grafana dashboard, Ingress).
+# Secured Kafka as Strimzi hands it out (docs/deploy.md "Secured Kafka"): SCRAM-SHA-512
+# over TLS, the KafkaUser's password and the cluster CA from their Secrets.
+SECURED = {
+    **PRODUCTION,
+    "kafka": {**PRODUCTION["kafka"], "port": 9093, "security": {
+        "protocol": "SASL_SSL",
+        "sasl": {"mechanism": "SCRAM-SHA-512", "username": "helios",
+                 "existingSecret": "helios", "passwordKey": "password"},
+        "tls": {"caSecret": "helios-kafka-cluster-ca-cert", "caKey": "ca.crt"}}},
+}
+
+# Every optional object switched on (Prometheus Operator CRDs, Grafana dashboard, Ingress),
+# and Kafka over mutual TLS (a Strimzi KafkaUser with `authentication: tls`).
 EVERYTHING = {
     **PRODUCTION,
+    "kafka": {**PRODUCTION["kafka"], "port": 9093, "security": {
+        "protocol": "SSL",
+        "tls": {"caSecret": "helios-kafka-cluster-ca-cert", "clientSecret": "helios",
+                "keyPasswordKey": "user.password"}}},
     "metrics": {"podAnnotations": True,
                 "serviceMonitor": {"enabled": True, "interval": "30s",
                                    "labels": {"release": "kube-prometheus-stack"}},
@@ -57,7 +73,8 @@ EVERYTHING = {
                                      "annotations": {}}},
 }
 
-VALUE_SETS = {"defaults": {}, "production": PRODUCTION, "everything": EVERYTHING}
+VALUE_SETS = {"defaults": {}, "production": PRODUCTION, "everything": EVERYTHING,
+              "secured": SECURED}
 
 
 def render(values: dict, chart: Path = CHART) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,6 +16,7 @@ from tests.deploy.conftest import (
     CHART,
     EVERYTHING,
     PRODUCTION,
+    SECURED,
     VALUE_SETS,
     documents,
     of_kind,
@@ -31,6 +33,10 @@ STRUCTURAL = {"home", "bind_host", "kafka_bootstrap", "redis_url", "profile_addr
               "replication_factor", "create_topics", "gateway_port", "bidder_metrics_port",
               "auctioneer_metrics_port", "profile_port", "profile_metrics_port", "api_port",
               "serving_path", "kafka_transactions",
+              # kafka.security: protocol, SASL, TLS; the passwords only from Secrets
+              "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
+              "kafka_sasl_password", "kafka_ssl_ca_location", "kafka_ssl_certificate_location",
+              "kafka_ssl_key_location", "kafka_ssl_key_password", "kafka_ssl_check_hostname",
               "gateway_api_keys", "api_keys"}  # credentials: from the `auth` Secret
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}  # Prometheus Operator: not in k8s schemas
 
@@ -99,6 +105,20 @@ BAD_VALUES = {
                                     "partitionsStart"),
     "zero partitions": ({"topics": {"partitions": 0}}, "/topics/partitions"),
     "transactions not a boolean": ({"kafka": {"transactions": "yes"}}, "/kafka/transactions"),
+    "SASL without its Secret": ({"kafka": {"security": {
+        "protocol": "SASL_SSL", "sasl": {"mechanism": "PLAIN", "username": "u"}}}},
+        "/kafka/security/sasl/existingSecret"),
+    "SASL without a user": ({"kafka": {"security": {
+        "protocol": "SASL_SSL", "sasl": {"mechanism": "PLAIN", "existingSecret": "s"}}}},
+        "/kafka/security/sasl/username"),
+    "SASL mechanism not offered": ({"kafka": {"security": {
+        "protocol": "SASL_SSL", "sasl": {"mechanism": "GSSAPI", "username": "u",
+                                         "existingSecret": "s"}}}},
+        "/kafka/security/sasl/mechanism"),
+    "a CA without TLS": ({"kafka": {"security": {"tls": {"caSecret": "ca"}}}},
+                         "/kafka/security/tls/caSecret"),
+    "a literal Kafka password": ({"kafka": {"security": {"sasl": {"password": "hunter2"}}}},
+                                 "'password' not allowed"),
 }
 
 
@@ -327,13 +347,42 @@ def test_every_setting_a_service_reads_is_set(objects):
         assert "MALLOC_ARENA_MAX" in {e["name"] for e in c["env"]}
 
 
-def test_settings_values_are_what_the_services_accept(objects):
-    """The rendered ConfigMap loads into each settings group without an error, and points
-    the services at each other and at the pod's network."""
+def as_the_pod_sees_it(objs: list[dict], comp: str, env: dict[str, str],
+                      root: Path) -> dict[str, str]:
+    """``env`` plus what the pod's own env adds: a value for each required Secret reference
+    (optional ones stay unset, as Kubernetes leaves them when the Secret does not exist),
+    and the files of its mounted Secrets created under ``root`` (paths rewritten there)."""
+    [c] = deployment(objs, comp)["spec"]["template"]["spec"]["containers"]
+    pod = deployment(objs, comp)["spec"]["template"]["spec"]
+    out = dict(env)
+    for e in c.get("env", []):
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref is not None and not ref.get("optional"):
+            out[e["name"]] = f"from-secret-{ref['name']}-{ref['key']}"
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for m in c.get("volumeMounts", []):
+        secret = volumes[m["name"]].get("secret")
+        if secret is None:
+            continue
+        for item in secret["items"]:
+            f = root / m["mountPath"].lstrip("/") / item["path"]
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text("PEM from the Secret\n")
+        for k, v in out.items():
+            if v.startswith(m["mountPath"] + "/"):
+                out[k] = str(root / v.lstrip("/"))
+    return out
+
+
+def test_settings_values_are_what_the_services_accept(objects, tmp_path):
+    """The rendered ConfigMap, with what each pod takes from Secrets (by reference) and
+    mounts, loads into each settings group without an error, and points the services at
+    each other and at the pod's network."""
     cfg = configmaps(objects)["helios-config"]
     env = {**cfg, "HELIOS_REDIS_URL": cfg.get("HELIOS_REDIS_URL", "redis://from-secret:6379/0")}
     for comp, group in GROUPS.items():
-        s = group(**{k.removeprefix("HELIOS_").lower(): v for k, v in env.items()
+        pod_env = as_the_pod_sees_it(objects, comp, env, tmp_path / comp)
+        s = group(**{k.removeprefix("HELIOS_").lower(): v for k, v in pod_env.items()
                      if k.removeprefix("HELIOS_").lower() in group.model_fields})
         assert s.bind_host == "0.0.0.0", comp
     assert cfg["HELIOS_PROFILE_ADDR"] == f"helios-profiles:{values_yaml()['profiles']['port']}"
@@ -533,3 +582,86 @@ def test_kafka_transactions_value_reaches_the_bidder_and_auctioneer():
         s = group(**{k.removeprefix("HELIOS_").lower(): v for k, v in cfg.items()
                      if k.removeprefix("HELIOS_").lower() in group.model_fields})
         assert s.kafka_transactions is True, comp
+
+
+KAFKA_CLIENTS = ("gateway", "bidder", "auctioneer")  # and the topics Job
+
+
+def kafka_pods(objs: list[dict]) -> dict[str, tuple[dict, dict]]:
+    """(pod spec, container) of every pod with a Kafka client, and of the others."""
+    out = {}
+    for comp in COMPONENTS:
+        pod = deployment(objs, comp)["spec"]["template"]["spec"]
+        out[comp] = (pod, pod["containers"][0])
+    [job] = of_kind(objs, "Job")
+    out["topics"] = (job["spec"]["template"]["spec"], job["spec"]["template"]["spec"][
+        "containers"][0])
+    return out
+
+
+def secret_ref(container: dict, var: str) -> dict | None:
+    [e] = [e for e in container["env"] if e["name"] == var] or [None]
+    return None if e is None else e["valueFrom"]["secretKeyRef"]
+
+
+def test_sasl_scram_over_tls_reaches_every_kafka_client_by_reference(rendered):
+    """Strimzi-style values: protocol, mechanism and user in the ConfigMap (and in the hook
+    Job's own env: it runs before the ConfigMap exists), the password only as a reference to
+    the user's Secret, the cluster CA mounted read-only where HELIOS_KAFKA_SSL_CA_LOCATION
+    points — in the gateway, bidder, auctioneer and topics Job, and not elsewhere."""
+    objs = rendered["secured"]
+    sec = SECURED["kafka"]["security"]
+    cfg = configmaps(objs)["helios-config"]
+    assert cfg["HELIOS_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert cfg["HELIOS_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert cfg["HELIOS_KAFKA_SASL_USERNAME"] == "helios"
+    ca_path = cfg["HELIOS_KAFKA_SSL_CA_LOCATION"]
+    assert ca_path.endswith("/ca.crt") and cfg["HELIOS_KAFKA_SSL_CERTIFICATE_LOCATION"] == ""
+    _pod, job = kafka_pods(objs)["topics"]
+    job_env = {e["name"]: e.get("value") for e in job["env"]}
+    for var, value in cfg.items():
+        if var.startswith(("HELIOS_KAFKA_SECURITY", "HELIOS_KAFKA_SASL", "HELIOS_KAFKA_SSL")):
+            assert job_env[var] == value, var
+    for name, (pod, c) in kafka_pods(objs).items():
+        ref = secret_ref(c, "HELIOS_KAFKA_SASL_PASSWORD")
+        mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+        if name not in (*KAFKA_CLIENTS, "topics"):
+            assert ref is None and "/etc/helios/kafka/ca" not in mounts, name
+            continue
+        assert ref == {"name": "helios", "key": "password", "optional": False}, name
+        m = mounts[ca_path.rsplit("/", 1)[0]]
+        assert m["readOnly"] is True
+        [vol] = [v for v in pod["volumes"] if v["name"] == m["name"]]
+        assert vol["secret"] == {"secretName": sec["tls"]["caSecret"],
+                                 "items": [{"key": "ca.crt", "path": "ca.crt"}]}, name
+
+
+def test_mutual_tls_mounts_the_client_certificate_and_references_its_key_password(rendered):
+    objs = rendered["everything"]
+    cfg = configmaps(objs)["helios-config"]
+    assert cfg["HELIOS_KAFKA_SECURITY_PROTOCOL"] == "SSL"
+    assert cfg["HELIOS_KAFKA_SASL_MECHANISM"] == cfg["HELIOS_KAFKA_SASL_USERNAME"] == ""
+    cert, key = cfg["HELIOS_KAFKA_SSL_CERTIFICATE_LOCATION"], cfg["HELIOS_KAFKA_SSL_KEY_LOCATION"]
+    for name in (*KAFKA_CLIENTS, "topics"):
+        pod, c = kafka_pods(objs)[name]
+        assert secret_ref(c, "HELIOS_KAFKA_SSL_KEY_PASSWORD") == {
+            "name": "helios", "key": "user.password", "optional": False}
+        assert secret_ref(c, "HELIOS_KAFKA_SASL_PASSWORD")["optional"] is True  # no SASL
+        [m] = [m for m in c["volumeMounts"] if m["mountPath"] == cert.rsplit("/", 1)[0]]
+        [vol] = [v for v in pod["volumes"] if v["name"] == m["name"]]
+        assert vol["secret"]["secretName"] == "helios"
+        assert {i["path"] for i in vol["secret"]["items"]} == {
+            cert.rsplit("/", 1)[1], key.rsplit("/", 1)[1]}
+
+
+def test_plaintext_by_default_mounts_nothing_and_requires_no_secret(rendered):
+    objs = rendered["defaults"]
+    cfg = configmaps(objs)["helios-config"]
+    assert cfg["HELIOS_KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
+    assert all(cfg[v] == "" for v in ("HELIOS_KAFKA_SASL_MECHANISM", "HELIOS_KAFKA_SASL_USERNAME",
+                                      "HELIOS_KAFKA_SSL_CA_LOCATION"))
+    for name, (pod, c) in kafka_pods(objs).items():
+        assert not [v for v in pod["volumes"] if v["name"].startswith("kafka-")], name
+        for var in ("HELIOS_KAFKA_SASL_PASSWORD", "HELIOS_KAFKA_SSL_KEY_PASSWORD"):
+            ref = secret_ref(c, var)
+            assert ref is None or ref["optional"] is True, (name, var)

@@ -23,6 +23,27 @@ def test_example_values_render_with_the_schema():
     assert of_kind(objs, "Ingress") and of_kind(objs, "ServiceMonitor")
 
 
+def test_secured_kafka_examples_render_and_reach_the_services():
+    """Each `# helios-values:` block of docs/deploy.md (Strimzi, Bitnami) installs with the
+    schema, and its password is only ever a reference to the Secret it names."""
+    blocks = [b for b in yaml_blocks() if b.startswith("# helios-values:")]
+    assert len(blocks) >= 3
+    for block in blocks:
+        sec = yaml.safe_load(block)["kafka"]["security"]
+        objs = documents(render(yaml.safe_load(block)))
+        [cfg] = [o["data"] for o in of_kind(objs, "ConfigMap")
+                 if o["metadata"]["name"] == "helios-config"]
+        assert cfg["HELIOS_KAFKA_SECURITY_PROTOCOL"] == sec["protocol"]
+        [bidder] = [o for o in of_kind(objs, "Deployment")
+                    if o["metadata"]["name"] == "helios-bidder"]
+        env = bidder["spec"]["template"]["spec"]["containers"][0]["env"]
+        [pw] = [e for e in env if e["name"] == "HELIOS_KAFKA_SASL_PASSWORD"]
+        if "sasl" in sec:
+            assert pw["valueFrom"]["secretKeyRef"] == {
+                "name": sec["sasl"]["existingSecret"], "key": sec["sasl"]["passwordKey"],
+                "optional": False}
+
+
 def test_every_alert_is_explained():
     rules = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
     alerts = [r["alert"] for g in rules["groups"] for r in g["rules"]]

@@ -12,7 +12,7 @@ import sys
 
 from confluent_kafka.admin import AdminClient
 
-from ingest_services.common.kafka import ensure_topics
+from ingest_services.common.kafka import admin_config, ensure_topics
 from ingest_services.settings import KafkaSettings, SettingsError, load_settings
 
 try:
@@ -22,7 +22,7 @@ except SettingsError as exc:
     sys.exit(2)
 try:
     ensure_topics(s, timeout=30)
-    topics = AdminClient({"bootstrap.servers": s.kafka_bootstrap}).list_topics(timeout=30).topics
+    topics = AdminClient(admin_config(s)).list_topics(timeout=30).topics
 except Exception as exc:  # the Job's backoff retries; the message says what failed
     print(f"error: topics on {s.kafka_bootstrap}: {exc}", file=sys.stderr)
     sys.exit(1)
