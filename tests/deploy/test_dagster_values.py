@@ -43,6 +43,9 @@ POSTGRESQL = {"postgresqlScheme", "image", "enabled", "postgresqlHost", "postgre
               "postgresqlPassword", "postgresqlDatabase", "postgresqlParams", "service"}
 QUEUED = {"maxConcurrentRuns", "tagConcurrencyLimits", "dequeueIntervalSeconds",
           "dequeueNumWorkers", "dequeueUseThreads"}
+# dagsterDaemon.runMonitoring (freeSlotsAfterRunEndSeconds: dagster-io/dagster PR #15465)
+RUN_MONITORING = {"enabled", "startTimeoutSeconds", "pollIntervalSeconds",
+                  "maxResumeRunAttempts", "freeSlotsAfterRunEndSeconds"}
 CONCURRENCY = {"enabled": None, "pools": {"defaultLimit", "granularity", "opGranularityRunBuffer"},
                "runs": {"maxConcurrentRuns", "tagConcurrencyLimits"}}
 
@@ -67,6 +70,7 @@ def test_only_keys_the_official_chart_declares():
     coordinator = VALUES["dagsterDaemon"]["runCoordinator"]
     assert coordinator["type"] == "QueuedRunCoordinator"
     assert set(coordinator["config"]["queuedRunCoordinator"]) <= QUEUED
+    assert set(VALUES["dagsterDaemon"]["runMonitoring"]) <= RUN_MONITORING
     assert set(VALUES["concurrency"]) <= set(CONCURRENCY)
     for key in ("pools", "runs"):
         assert set(VALUES["concurrency"][key]) <= CONCURRENCY[key]
@@ -126,6 +130,17 @@ def test_instance_matches_dagster_yaml():
     assert VALUES["generatePostgresqlPasswordSecret"] is False
     assert VALUES["postgresql"]["postgresqlPassword"] == ""
     assert VALUES["telemetry"]["enabled"] is False
+
+
+def test_run_monitoring_frees_a_dead_runs_pool_slot_as_the_embedded_instance_does():
+    """A killed run pod must not hold the one `duckdb_writer` slot forever (the faults suite
+    showed the warehouse stopping for good without it)."""
+    chart = VALUES["dagsterDaemon"]["runMonitoring"]
+    local = SHARED_INSTANCE["run_monitoring"]
+    deployed = yaml.safe_load((REPO / "dagster.yaml").read_text())["run_monitoring"]
+    assert chart["enabled"] is True and local["enabled"] is True and deployed["enabled"] is True
+    for camel in ("startTimeoutSeconds", "pollIntervalSeconds", "freeSlotsAfterRunEndSeconds"):
+        assert chart[camel] == local[_snake(camel)] == deployed[_snake(camel)], camel
 
 
 def _snake(name: str) -> str:
