@@ -68,14 +68,16 @@ from assets.warehouse import daily_stats, outcomes
 from bench import write_results
 from helios_pipeline.resources import DuckDBWarehouse, RedisResource
 from helios_pipeline.stack.servers import Server, start_redis, start_tansu
-from helios_pipeline.warehouse import schema, tables, transforms
+from helios_pipeline.warehouse import schema, tables
 from helios_pipeline.warehouse import tables as tables_mod
-from helios_pipeline.warehouse.backend import Warehouse, open_warehouse
+from helios_pipeline.warehouse.backend import DuckDBBackend, Warehouse, open_warehouse
 from helios_pipeline.warehouse.ingest import (
     ChunkReader,
+    _write,
     ensure_schema,
     ingest_topic,
     insert_new,
+    parse_chunk,
     stored_offsets,
 )
 from ingest_services.auctioneer.handler import AuctioneerHandler
@@ -282,33 +284,28 @@ def instrumented_ingest(s: Settings, db: Path, n: int) -> tuple[dict, list[pa.Ta
                              f" of {n} messages")
         # minus the idle wait at the end
         ph["read_to_arrow"] = time.perf_counter() - t - REPLICA_IDLE_S
+        local = duckdb.connect(":memory:")
+        db = DuckDBBackend(con)
         with progress() as bar:
             task = bar.add_task("ingest phases (sequential replica)", total=n)
-            for batch in chunks:
-                con.register("ingest_batch", batch)
-                con.execute("BEGIN TRANSACTION").fetchall()
+            for seq, batch in enumerate(chunks):
                 t = time.perf_counter()
-                con.execute(transforms.PARSE[TABLE]).fetchall()
+                part = parse_chunk(local, TABLE, batch, db.prepare, seq)
                 ph["parse_in_duckdb"] += time.perf_counter() - t
-                tables.append(con.sql(transforms.ROWS[TABLE]).to_arrow_table())  # untimed
+                tables.append(part.rows.data)  # the typed rows, for the ceilings
                 t = time.perf_counter()
-                before = con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
-                insert_new(con, TABLE, transforms.ROWS[TABLE])  # as the ingest: dedup
-                con.execute("INSERT INTO ingest_rejects SELECT ?, \"partition\", \"offset\", "
-                            "reason, now() FROM parsed WHERE NOT ok ON CONFLICT DO NOTHING",
-                            [TOPIC]).fetchall()
-                offsets = con.execute('SELECT "partition", max("offset") + 1 FROM ingest_batch '
-                                      "GROUP BY 1").fetchall()
+                db.begin()
+                rows_total += _write(db, TABLE, part)  # as the ingest: dedup, outcomes
+                db.executemany("INSERT INTO ingest_rejects VALUES (?, ?, ?, ?, now()) "
+                               "ON CONFLICT DO NOTHING", [(TOPIC, *r) for r in part.rejects])
                 con.executemany(
                     'INSERT INTO ingest_offsets VALUES (?, ?, ?, now()) ON CONFLICT (topic, '
                     '"partition") DO UPDATE SET next_offset = excluded.next_offset, '
-                    "updated_at = now()", [(TOPIC, p, o) for p, o in offsets])
-                after = con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
-                con.execute("COMMIT").fetchall()
-                con.unregister("ingest_batch")
+                    "updated_at = now()", [(TOPIC, p, o) for p, o in part.offsets.items()])
+                db.commit()
                 ph["insert_commit"] += time.perf_counter() - t
-                rows_total += after - before
                 bar.update(task, advance=batch.num_rows)
+        local.close()
     finally:
         con.close()
     total = sum(ph.values())

@@ -7,10 +7,13 @@ against :class:`Warehouse` in SQL both engines run; the few things that differ l
 
 * statements: ``?`` parameters (rewritten for psycopg2), rows affected, explicit
   transactions (``BEGIN``/``COMMIT``/``ROLLBACK`` on both);
-* parsing messages is DuckDB SQL (transforms.py): on DuckDB it runs in the warehouse itself,
-  on PostgreSQL in a local in-memory DuckDB (:attr:`Warehouse.local`) whose rows are then
-  bulk-loaded through ``COPY ... FROM STDIN`` (psycopg2 ``copy_expert``, CSV written by
-  Arrow) into a temporary table, inside the ingest's transaction;
+* parsing messages is DuckDB SQL (transforms.py), run by the ingest's reader thread in an
+  in-memory DuckDB of its own; :meth:`Warehouse.prepare` (same thread) turns the typed rows
+  into what the backend loads fastest, and :meth:`Warehouse.stage` (the writer, inside the
+  ingest's transaction) makes them a relation of the warehouse: on DuckDB the Arrow table
+  itself, registered (no copy); on PostgreSQL a CSV file DuckDB wrote (its writer formats
+  timestamps several times faster than Arrow's) streamed by ``COPY ... FROM STDIN``
+  (psycopg2 ``copy_expert``) into a temporary table — temporary tables are never WAL-logged;
 * reading for DuckDB-only consumers (Parquet exports, the serving snapshot, the report):
   :meth:`Warehouse.to_local` copies a table's selected rows into :attr:`Warehouse.local`
   (``COPY ... TO STDOUT``, read by DuckDB's CSV reader); on DuckDB it is a no-op, the tables
@@ -35,10 +38,12 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from helios_pipeline.warehouse import tables
 
@@ -47,8 +52,17 @@ BACKENDS = ("duckdb", "postgres")
 WRITER_LOCK = 0x4E110_5_0001
 
 
+@dataclass
+class Prepared:
+    """Typed rows made ready for :meth:`Warehouse.stage` by :meth:`Warehouse.prepare`."""
+
+    rows: int
+    data: pa.Table | Path  # DuckDB: the rows; PostgreSQL: the COPY input (CSV)
+
+
 class Warehouse(ABC):
-    """A connection to the warehouse, whichever backend. Not thread-safe (one per task)."""
+    """A connection to the warehouse, whichever backend. Not thread-safe (one per task),
+    except :meth:`prepare`, which another thread may call."""
 
     dialect: str
     temp_schema: str  # where temporary tables live
@@ -69,6 +83,22 @@ class Warehouse(ABC):
     def load(self, table: str, rows: str) -> int:
         """Append the rows of DuckDB query ``rows`` (run on :attr:`local`, in ``table``'s
         column order) to warehouse table ``table``; returns how many."""
+
+    @abstractmethod
+    def prepare(self, local: duckdb.DuckDBPyConnection, rows: str, seq: int) -> Prepared:
+        """Turn the typed rows of DuckDB query ``rows`` (run on ``local``, a DuckDB connection
+        of the calling thread, in the table's column order) into what :meth:`stage` loads.
+        Thread-safe: uses nothing of this warehouse connection but its scratch directory;
+        ``seq`` keeps the outputs of successive calls apart."""
+
+    @abstractmethod
+    def stage(self, prepared: Prepared, table: str, name: str) -> None:
+        """Make ``prepared`` rows readable as relation ``name`` (columns of ``table``) in the
+        warehouse, inside the caller's transaction, replacing what ``name`` held."""
+
+    @abstractmethod
+    def unstage(self, name: str) -> None:
+        """Release what :meth:`stage` holds for relation ``name``."""
 
     @abstractmethod
     def has_table(self, name: str) -> bool: ...
@@ -145,6 +175,17 @@ class DuckDBBackend(Warehouse):
     def load(self, table: str, rows: str) -> int:
         return self.modify(f"INSERT INTO {table} {rows}")
 
+    def prepare(self, local: duckdb.DuckDBPyConnection, rows: str, seq: int) -> Prepared:
+        data = local.sql(rows).to_arrow_table()
+        return Prepared(data.num_rows, data)
+
+    def stage(self, prepared: Prepared, table: str, name: str) -> None:
+        # a view on the Arrow table: the warehouse reads the rows where they are
+        self.con.register(name, prepared.data)
+
+    def unstage(self, name: str) -> None:
+        self.con.unregister(name)
+
     def lock_writers(self) -> None:
         """Nothing to do: DuckDB itself lets one process write the file."""
 
@@ -173,6 +214,23 @@ def _pg_array(col: str) -> str:
               "replace(replace(CAST(x AS VARCHAR), '\\', '\\\\'), '\"', '\\\"') || '\"' END)")
     return (f"CASE WHEN {col} IS NULL THEN NULL ELSE '{{' || "
             f"array_to_string({quoted.format(c=col)}, ',') || '}}' END AS {col}")
+
+
+def _write_csv(local: duckdb.DuckDBPyConnection, rows: str, path: Path) -> int:
+    """Write the rows of DuckDB query ``rows`` (run on ``local``) to ``path`` as CSV for
+    PostgreSQL's ``COPY`` (lists as array literals); how many rows."""
+    rel = local.sql(rows)
+    if any(str(t).endswith("[]") for t in rel.types):  # lists → PostgreSQL array text
+        rel = rel.project(", ".join(
+            _pg_array(f'"{c}"') if str(t).endswith("[]") else f'"{c}"'
+            for c, t in zip(rel.columns, rel.types, strict=True)))
+    view = f"csv_rows_{id(rel):x}"
+    local.register(view, rel)
+    try:
+        return local.execute(f"COPY {view} TO '{path}' (FORMAT csv, HEADER false)"
+                             ).fetchall()[0][0]
+    finally:
+        local.unregister(view)
 
 
 def _pg_params(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any] | None]:
@@ -227,23 +285,36 @@ class PostgresBackend(Warehouse):
         """DuckDB writes the rows as CSV (its writer is parallel, Arrow's formats timestamps
         several times slower) to a scratch file in memory (/dev/shm where there is one),
         which ``COPY ... FROM STDIN`` streams into ``table``."""
-        rel = self.local.sql(rows)
-        if any(str(t).endswith("[]") for t in rel.types):  # lists → PostgreSQL array text
-            rel = rel.project(", ".join(
-                _pg_array(f'"{c}"') if str(t).endswith("[]") else f'"{c}"'
-                for c, t in zip(rel.columns, rel.types, strict=True)))
         path = self._scratch / "rows.csv"
-        self.local.register("load_rows", rel)
-        try:
-            n = self.local.execute(f"COPY load_rows TO '{path}' (FORMAT csv, HEADER false)"
-                                   ).fetchall()[0][0]
-        finally:
-            self.local.unregister("load_rows")
-        if n:
-            with path.open("rb") as f:
-                self.cur.copy_expert(f"COPY {table} FROM STDIN (FORMAT csv)", f, size=1 << 20)
-        path.unlink(missing_ok=True)
+        n = _write_csv(self.local, rows, path)
+        self._copy_in(table, path, n)
         return n
+
+    def prepare(self, local: duckdb.DuckDBPyConnection, rows: str, seq: int) -> Prepared:
+        path = self._scratch / f"prepared-{seq}.csv"
+        n = _write_csv(local, rows, path)
+        if not n:
+            path.unlink(missing_ok=True)
+        return Prepared(n, path)
+
+    def stage(self, prepared: Prepared, table: str, name: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        self.execute(tables.ddl(tables.TABLES[table], self.dialect, name=name, key=False,
+                                temp=True))
+        assert isinstance(prepared.data, Path)
+        self._copy_in(name, prepared.data, prepared.rows)
+
+    def unstage(self, name: str) -> None:
+        """Nothing: the temporary table is replaced by the next :meth:`stage`."""
+
+    def _copy_in(self, table: str, path: Path, rows: int) -> None:
+        try:
+            if rows:
+                with path.open("rb") as f:
+                    self.cur.copy_expert(f"COPY {table} FROM STDIN (FORMAT csv)", f,
+                                         size=1 << 20)
+        finally:
+            path.unlink(missing_ok=True)
 
     def has_table(self, name: str) -> bool:
         return self.scalar("SELECT to_regclass(?) IS NOT NULL", [name])

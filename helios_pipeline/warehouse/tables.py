@@ -247,8 +247,9 @@ def column_names(table: type[Table]) -> list[str]:
 
 
 def ddl(table: type[Table], dialect: str = "duckdb", *, replace: bool = False,
-        name: str | None = None, key: bool = True) -> str:
-    """``CREATE TABLE`` for ``table`` (``IF NOT EXISTS`` unless ``replace``)."""
+        name: str | None = None, key: bool = True, temp: bool = False) -> str:
+    """``CREATE TABLE`` for ``table`` (``IF NOT EXISTS`` unless ``replace``; ``temp``: a
+    temporary table)."""
     defs = []
     for col, sql, nullable in columns(table, dialect):
         default = table.__defaults__.get(col)
@@ -256,6 +257,7 @@ def ddl(table: type[Table], dialect: str = "duckdb", *, replace: bool = False,
                     f"{f' DEFAULT {default}' if default else ''}")
     if key and table.__key__:
         defs.append(f"PRIMARY KEY ({', '.join(column(c) for c in table.__key__)})")
-    head = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE IF NOT EXISTS"
+    kind = "TEMP TABLE" if temp else "TABLE"
+    head = f"CREATE OR REPLACE {kind}" if replace else f"CREATE {kind} IF NOT EXISTS"
     body = ",\n    ".join(defs)
     return f"{head} {name or table.__table__} (\n    {body})"

@@ -1,11 +1,23 @@
 """Messages → rows, in SQL: DuckDB parses the JSON (vectorised, in C++) instead of Python.
 
-Each table has a PARSE query over the registered Arrow batch ``ingest_batch``
-(``partition``, ``offset``, ``value`` as bytes) producing a ``parsed`` relation with
-``ok`` and ``reason``, and a ROWS query turning the ok rows into table rows. Our own
-messages (bid responses, outcomes) are parsed into typed structs derived from their
-msgspec contracts; OpenRTB requests keep JSON-typed leaves, so a request the gateway
-accepted can never fail a cast here.
+Each table has a parse query over the registered Arrow batch ``ingest_batch``
+(``partition``, ``offset``, ``value`` as bytes) whose rows are materialised as ``parsed``
+(``partition``, ``offset``, ``j``, ``ok``, ``reason``), and a ROWS query turning the ok rows
+into table rows. Our own messages (bid responses, outcomes) are parsed into typed structs
+derived from their msgspec contracts; OpenRTB requests keep JSON-typed leaves, so a request
+the gateway accepted can never fail a cast here.
+
+Two parse queries per table, built from the same pieces, so they cannot disagree:
+
+* ``PARSE_FAST`` decodes and parses every message without guards (no ``json_valid``, no
+  ``try``): a batch whose bytes are all UTF-8 JSON — every batch Helios writes itself — is
+  parsed in one vectorised pass. Invalid UTF-8 or JSON anywhere in the batch makes the
+  statement fail as a whole;
+* ``PARSE`` (the safe one) then parses that batch again with a guard per message (``try``,
+  ``json_valid``), so each poison message gets its own row and reason.
+
+Where the fast query succeeds, both give the same ``parsed`` rows: the guards only change
+the result of a message on which the unguarded functions would have raised.
 """
 
 from __future__ import annotations
@@ -17,9 +29,19 @@ from ingest_services.contracts import messages as m
 
 _DECODE = """
     SELECT "partition", "offset", n, s,
-           CASE WHEN n <= {max_bytes} AND json_valid(s) THEN try(from_json(s, '{shape}')) END AS j
-    FROM (SELECT "partition", "offset", octet_length(value) AS n, try(decode(value)) AS s
+           CASE WHEN n <= {max_bytes}{guard} THEN {parse} END AS j
+    FROM (SELECT "partition", "offset", octet_length(value) AS n, {decode} AS s
           FROM ingest_batch)"""
+
+
+def _decode(shape: str, safe: bool) -> str:
+    """The decoded rows (``n`` bytes, ``s`` text, ``j`` typed struct): ``safe`` guards each
+    message (a poison message gets NULLs), otherwise the first poison fails the statement."""
+    parse = f"from_json(s, '{shape}')"
+    return _DECODE.format(
+        max_bytes=m.MAX_MESSAGE_BYTES, guard=" AND json_valid(s)" if safe else "",
+        parse=f"try({parse})" if safe else parse,
+        decode="try(decode(value))" if safe else "decode(value)")
 
 
 def _checks(contract: type) -> list[tuple[str, str]]:
@@ -62,8 +84,8 @@ def _checks(contract: type) -> list[tuple[str, str]]:
     return out
 
 
-def _parse(shape: str, required: list[str], contract: type) -> str:
-    """The ``parsed`` table: every message with ``ok`` and, when not ok, the first reason."""
+def _parse(shape: str, required: list[str], contract: type, safe: bool = True) -> str:
+    """The ``parsed`` rows: every message with ``ok`` and, when not ok, the first reason."""
     must = " AND ".join(["j IS NOT NULL"] + [f"j.{f} IS NOT NULL" for f in required])
     checks = _checks(contract)
     ok = " AND ".join([f"coalesce({must}, false)"]
@@ -78,10 +100,9 @@ def _parse(shape: str, required: list[str], contract: type) -> str:
         f"'missing required field ({', '.join(required)})' "
         + " ".join(f"WHEN NOT coalesce({c}, false) THEN {r}" for c, r in checks)
         + " END")
-    decode = _DECODE.format(shape=shape, max_bytes=m.MAX_MESSAGE_BYTES)
-    return (f"CREATE OR REPLACE TEMP TABLE parsed AS SELECT *, "
+    return (f'SELECT "partition", "offset", j, ok, '
             f"CASE WHEN ok THEN NULL ELSE {reason} END AS reason "
-            f"FROM (SELECT *, ({ok}) AS ok FROM ({decode}))")
+            f"FROM (SELECT *, ({ok}) AS ok FROM ({_decode(shape, safe)}))")
 
 
 def _ts(expr: str) -> str:
@@ -95,13 +116,14 @@ OUTCOME_SHAPE = m.duckdb_type(m.AuctionOutcome)
 RESPONSE_SHAPE = m.duckdb_type(m.BidResponse)
 REQUEST_SHAPE = m.duckdb_type(m.RequestEnvelope, frozenset({"request"}))
 
-PARSE = {
-    "auction_outcomes": _parse(OUTCOME_SHAPE, ["rid", "imp_id", "outcome", "decided_at"],
-                               m.AuctionOutcome),
-    "bid_responses": _parse(RESPONSE_SHAPE, ["rid", "imps"], m.BidResponse),
-    "bid_requests": _parse(REQUEST_SHAPE, ["rid", "received_at", "request"],
-                           m.RequestEnvelope),
+_CONTRACTS = {  # table -> (shape, required fields, contract)
+    "auction_outcomes": (OUTCOME_SHAPE, ["rid", "imp_id", "outcome", "decided_at"],
+                         m.AuctionOutcome),
+    "bid_responses": (RESPONSE_SHAPE, ["rid", "imps"], m.BidResponse),
+    "bid_requests": (REQUEST_SHAPE, ["rid", "received_at", "request"], m.RequestEnvelope),
 }
+PARSE = {t: _parse(*c) for t, c in _CONTRACTS.items()}
+PARSE_FAST = {t: _parse(*c, safe=False) for t, c in _CONTRACTS.items()}
 
 ROWS = {
     "auction_outcomes": f"""
