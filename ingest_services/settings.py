@@ -88,7 +88,12 @@ class GatewaySettings(KafkaSettings):
     gateway_max_body_bytes: int = Field(1 << 20, ge=1024)
     gateway_ack_timeout_s: float = Field(5.0, gt=0)
     gateway_linger_ms: int = Field(2, ge=0)
-    gateway_workers: int = Field(1, ge=1, le=32)
+    gateway_workers: int = Field(
+        0, ge=0, le=32, description="worker processes; 0: one per usable core, at most 8")
+    gateway_server: Literal["uvicorn", "granian"] = Field(
+        "uvicorn", description="HTTP server in front of the gateway app")
+    gateway_metrics_dir: Path | None = Field(
+        None, description="prometheus multiprocess directory with >1 worker; None: a temp dir")
 
     # --- security and limits (issue #9; ingest_services/common/auth.py) ---
     gateway_api_keys: SecretStr = Field(
