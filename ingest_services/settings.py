@@ -64,7 +64,7 @@ class KafkaSettings(_Base):
     heartbeat_interval_ms: int = Field(500, ge=100)
     fetch_wait_max_ms: int = Field(100, ge=10)
     stream_fetch_wait_max_ms: int = Field(
-        50, ge=10, description="fetch.wait.max.ms of the bidder's and auctioneer's consumers")
+        100, ge=10, description="fetch.wait.max.ms of the bidder's and auctioneer's consumers")
     batch_wait_ms: int = Field(10, ge=1, le=1000, description="max wait to fill a batch")
     linger_ms: int = Field(20, ge=0)
     compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"

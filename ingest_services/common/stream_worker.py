@@ -103,8 +103,8 @@ class StreamWorker:
         self.ready = threading.Event()
         conf = consumer_config(settings, group_id, f"{service}-consumer")
         conf["stats_cb"] = self._on_stats
-        # Tansu holds every fetch for the full wait, once per hop on the 202 → outcome path:
-        # the bidder and auctioneer wait less than other readers (bench/README.md, #10)
+        # its own setting: the 202 → outcome latency crosses this wait once per hop
+        # (docs/operations.md: why it stays 100 ms on Tansu)
         conf["fetch.wait.max.ms"] = settings.stream_fetch_wait_max_ms
         self.consumer = Consumer(conf)
         self.producer = Producer(producer_config(settings, f"{service}-producer"))
