@@ -338,11 +338,10 @@ def main() -> None:
     proc, state, env = start_stack(args.home)
     eps = state["endpoints"]
     s = load_settings(kafka_bootstrap=eps["kafka_bootstrap"])
-    from ingest_services.gateway.server import default_workers
     from ingest_services.profiles import store
     from ingest_services.profiles.seed import load_into_redis
 
-    results["stack"] = {"gateway_workers": default_workers(),
+    results["stack"] = {"gateway_workers": load_settings().gateway_workers,
                         "gateway_server": load_settings().gateway_server}
     load_into_redis(store.connect(eps["redis_url"]), 10_000, seed=7)
     servers: list[subprocess.Popen] = []

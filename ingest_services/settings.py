@@ -91,7 +91,7 @@ class GatewaySettings(KafkaSettings):
     gateway_ack_timeout_s: float = Field(5.0, gt=0)
     gateway_linger_ms: int = Field(2, ge=0)
     gateway_workers: int = Field(
-        0, ge=0, le=32, description="worker processes; 0: one per usable core, at most 8")
+        1, ge=0, le=32, description="worker processes; 0: one per usable core, at most 8")
     gateway_server: Literal["uvicorn", "granian"] = Field(
         "uvicorn", description="HTTP server in front of the gateway app")
     gateway_metrics_dir: Path | None = Field(

@@ -11,6 +11,10 @@ the counters go to prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC
 set here before any worker starts: each worker writes its values to files there, and
 ``/metrics`` sums them over workers). The directory is ``HELIOS_GATEWAY_METRICS_DIR`` or a
 fresh temporary one, emptied at start (counts from a previous run must not add up).
+
+The default is one worker (HELIOS_GATEWAY_WORKERS=1); 0 asks for one per usable core. Not
+more by default because on the embedded Tansu two producers writing into the same
+partitions lost records in the benchmark (docs/operations.md, bench/README.md, #10).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from ingest_services.settings import GatewaySettings
 
 def test_default_workers_is_one_per_usable_core_at_most_8():
     assert server.default_workers() == max(1, min(8, len(os.sched_getaffinity(0))))
-    assert GatewaySettings().gateway_workers == 0  # 0: that default
+    assert GatewaySettings(gateway_workers=0).gateway_workers == 0  # 0 asks for it
 
 
 def test_one_worker_keeps_the_plain_registry(monkeypatch):
