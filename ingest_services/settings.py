@@ -94,8 +94,8 @@ class GatewaySettings(KafkaSettings):
         1, ge=0, le=32, description="worker processes; 0: one per usable core, at most 8")
     gateway_server: Literal["uvicorn", "granian"] = Field(
         "uvicorn", description="HTTP server in front of the gateway app")
-    gateway_metrics_dir: Path | None = Field(
-        None, description="prometheus multiprocess directory with >1 worker; None: a temp dir")
+    gateway_metrics_dir: str = Field(
+        "", description="prometheus multiprocess directory with >1 worker; empty: a temp dir")
 
     # --- security and limits (issue #9; ingest_services/common/auth.py) ---
     gateway_api_keys: SecretStr = Field(

@@ -45,8 +45,8 @@ def prepare_metrics_dir(s: GatewaySettings, workers: int) -> Path | None:
     PROMETHEUS_MULTIPROC_DIR for the workers; with one worker, nothing (plain registry)."""
     if workers <= 1:
         return None
-    if s.gateway_metrics_dir is not None:
-        path = s.gateway_metrics_dir
+    if s.gateway_metrics_dir:
+        path = Path(s.gateway_metrics_dir)
         if path.exists():
             for f in path.glob("*.db"):
                 f.unlink()
@@ -66,7 +66,7 @@ def run(s: GatewaySettings, port: int | None = None, workers: int | None = None)
         else:
             _uvicorn(s, port or s.gateway_port, n)
     finally:
-        if metrics_dir is not None and s.gateway_metrics_dir is None:
+        if metrics_dir is not None and not s.gateway_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

@@ -24,7 +24,7 @@ def test_several_workers_get_an_emptied_multiprocess_dir(monkeypatch, tmp_path):
     d.mkdir()
     (d / "counter_123.db").write_bytes(b"old counts")
     (d / "keep.txt").write_text("not a metrics file")
-    got = server.prepare_metrics_dir(GatewaySettings(gateway_metrics_dir=d), 2)
+    got = server.prepare_metrics_dir(GatewaySettings(gateway_metrics_dir=str(d)), 2)
     assert got == d
     assert os.environ[server.MULTIPROC_ENV] == str(d)
     assert sorted(p.name for p in d.iterdir()) == ["keep.txt"]
