@@ -200,7 +200,8 @@ def up(
         help="Partitions per topic [HELIOS_PARTITIONS]")] = None,
     home: Annotated[Path | None, typer.Option(help="State directory [HELIOS_HOME]")] = None,
     gateway_workers: Annotated[int | None, typer.Option(
-        help="Gateway worker processes [HELIOS_GATEWAY_WORKERS]")] = None,
+        help="Gateway worker processes; 0: one per core, at most 8 "
+             "[HELIOS_GATEWAY_WORKERS]")] = None,
     replicas: Annotated[str | None, typer.Option(
         help="Consumers per group, e.g. bidder=2,auctioneer=2 [HELIOS_BIDDER_REPLICAS, "
              "HELIOS_AUCTIONEER_REPLICAS]")] = None,
@@ -270,7 +271,9 @@ def serve(
     service: Annotated[str, typer.Argument(
         help="gateway | bidder | auctioneer | profiles | api")],
     port: Annotated[int | None, typer.Option(help="Gateway only: port to listen on")] = None,
-    workers: Annotated[int | None, typer.Option(help="Gateway only: worker processes")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Gateway only: worker processes (default HELIOS_GATEWAY_WORKERS; 0: one per "
+             "core, at most 8)")] = None,
 ) -> None:
     """Run one service alone (what a pod runs), configured by HELIOS_* variables."""
     from ingest_services.runner import SERVICES, run_gateway

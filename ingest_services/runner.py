@@ -36,18 +36,9 @@ def _on_signals(stop: Callable[[], None]) -> None:
 
 
 def run_gateway(s: GatewaySettings, port: int | None = None, workers: int | None = None) -> None:
-    import uvicorn
+    from ingest_services.gateway import server
 
-    uvicorn.run(
-        "ingest_services.gateway.app:create_app",
-        factory=True,
-        host=s.bind_host,
-        port=port or s.gateway_port,
-        workers=workers or s.gateway_workers,
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    server.run(s, port, workers)
 
 
 def _run_worker(s: BidderSettings | AuctioneerSettings, service: str, metrics_port: int,

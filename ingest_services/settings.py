@@ -63,6 +63,8 @@ class KafkaSettings(_Base):
     session_timeout_ms: int = Field(6000, ge=1000)
     heartbeat_interval_ms: int = Field(500, ge=100)
     fetch_wait_max_ms: int = Field(100, ge=10)
+    stream_fetch_wait_max_ms: int = Field(
+        100, ge=10, description="fetch.wait.max.ms of the bidder's and auctioneer's consumers")
     batch_wait_ms: int = Field(10, ge=1, le=1000, description="max wait to fill a batch")
     linger_ms: int = Field(20, ge=0)
     compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"
@@ -168,7 +170,12 @@ class GatewaySettings(KafkaSettings):
     gateway_max_body_bytes: int = Field(1 << 20, ge=1024)
     gateway_ack_timeout_s: float = Field(5.0, gt=0)
     gateway_linger_ms: int = Field(2, ge=0)
-    gateway_workers: int = Field(1, ge=1, le=32)
+    gateway_workers: int = Field(
+        1, ge=0, le=32, description="worker processes; 0: one per usable core, at most 8")
+    gateway_server: Literal["uvicorn", "granian"] = Field(
+        "uvicorn", description="HTTP server in front of the gateway app")
+    gateway_metrics_dir: str = Field(
+        "", description="prometheus multiprocess directory with >1 worker; empty: a temp dir")
 
     # --- security and limits (issue #9; ingest_services/common/auth.py) ---
     gateway_api_keys: SecretStr = Field(

@@ -8,13 +8,19 @@ OpenRTB 2.x codes.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+from typing import Protocol
 
 LOSS_WON = 0  # OpenRTB "Bid Won"
 LOSS_BELOW_FLOOR = 100  # "Bid was Below Auction Floor"
 LOSS_OUTBID = 102  # "Lost to Higher Bid"
 INCREMENT = 0.01
+
+
+class Uniform(Protocol):
+    """A source of uniform draws in [0, 1) (the market's HashStream, or random.Random)."""
+
+    def random(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +47,7 @@ def run_auction(bid: float, floor: float, at: int, competing: list[float]) -> De
 
 
 def threshold_auction(
-    bid: float, floor: float, threshold: float, win_probability: float, rng: random.Random
+    bid: float, floor: float, threshold: float, win_probability: float, rng: Uniform
 ) -> Decision:
     """The seed system's rule: bids at or above a threshold win with a fixed probability."""
     if bid < floor:

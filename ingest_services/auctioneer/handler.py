@@ -36,20 +36,26 @@ class AuctioneerHandler:
 
     def __call__(self, batch: Sequence[Message]) -> list[Record]:
         out: list[Record] = []
+        counts = dict.fromkeys(OUTCOME_COUNTERS, 0)  # counters once per batch
         for msg in batch:
             try:
                 resp = m.decode(msg.value(), BidResponse)
-                records = [
-                    Record(self.topic, resp.rid, m.encode(o)) for o in self.decide(resp)
-                ]
+                outcomes = self.decide(resp, count=False)
+                records = [Record(self.topic, resp.rid, m.encode(o)) for o in outcomes]
             except Exception as exc:  # poison: one dead letter, then move on
                 out.append(dead_letter(msg, f"cannot run auction: {exc}", SERVICE))
                 continue
             out.extend(records)
+            for o in outcomes:
+                counts[o.outcome] += 1
+        for outcome, n in counts.items():
+            if n:
+                OUTCOME_COUNTERS[outcome].inc(n)
         return out
 
-    def decide(self, resp: BidResponse) -> list[AuctionOutcome]:
-        """One outcome per imp of a bid response."""
+    def decide(self, resp: BidResponse, count: bool = True) -> list[AuctionOutcome]:
+        """One outcome per imp of a bid response (``count``: add them to the outcome
+        counters here; the batch path counts once per batch instead)."""
         at = resp.at or 2
         request_id = resp.request_id or resp.rid
         segment = resp.segment or "unknown"
@@ -68,7 +74,8 @@ class AuctioneerHandler:
             if bid is None:
                 outcomes.append(AuctionOutcome(
                     **common, outcome="nobid", nobid_reason=imp.nobid_reason or "no_bid"))
-                OUTCOME_COUNTERS["nobid"].inc()
+                if count:
+                    OUTCOME_COUNTERS["nobid"].inc()
                 continue
             price = bid.price_usd
             rng = self.market.rng(request_id, imp.imp_id)
@@ -83,7 +90,8 @@ class AuctioneerHandler:
                 **common, outcome=d.outcome, bid_price_usd=price,
                 clearing_price_usd=d.clearing_price, loss_reason=d.loss_reason,
                 competitor_price_usd=d.competitor_price, crid=bid.crid))
-            OUTCOME_COUNTERS[d.outcome].inc()
+            if count:
+                OUTCOME_COUNTERS[d.outcome].inc()
             if d.clearing_price is not None:
                 CLEARING.observe(d.clearing_price)
         return outcomes

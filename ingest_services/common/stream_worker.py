@@ -108,6 +108,9 @@ class StreamWorker:
         self.ready = threading.Event()
         conf = consumer_config(settings, group_id, f"{service}-consumer")
         conf["stats_cb"] = self._on_stats
+        # its own setting: the 202 → outcome latency crosses this wait once per hop
+        # (docs/operations.md: why it stays 100 ms on Tansu)
+        conf["fetch.wait.max.ms"] = settings.stream_fetch_wait_max_ms
         self.consumer = Consumer(conf)
         tid = (transactional_id(group_id, socket.gethostname(), os.getpid())
                if settings.kafka_transactions else None)

@@ -15,12 +15,14 @@ functions: FastAPI's per-request routing and middleware cost ~10x the gateway's 
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.concurrency import run_in_threadpool
 
 from ingest_services.common import auth, docs_page
@@ -38,6 +40,19 @@ from ingest_services.gateway.schemas import (
 from ingest_services.settings import GatewaySettings, get_settings
 
 log = logging.getLogger(__name__)
+
+
+def _registry():
+    """This process's registry, or with several workers (server.py set
+    PROMETHEUS_MULTIPROC_DIR before they started) one that sums every worker's files."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        from prometheus_client import REGISTRY
+
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path)
+    return registry
 
 
 def _to_response(reply: Reply) -> JSON:
@@ -155,9 +170,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastPath | auth.ApiKe
             return {"status": "ready"}
         return JSON({"status": "broker unreachable"}, status_code=503)
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @app.get("/metrics", summary="Prometheus metrics (summed over worker processes)",
+             response_class=Response)
     async def metrics():
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
     keys = s.gateway_api_keys.get_secret_value()
     if auth.parse_keys(keys):
