@@ -3,8 +3,23 @@ metrics directory (pure logic; the servers themselves: tests/integration/test_ga
 
 import os
 
+import pytest
+
 from ingest_services.gateway import server
 from ingest_services.settings import GatewaySettings
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """prepare_metrics_dir() sets PROMETHEUS_MULTIPROC_DIR in this process; left behind, it
+    put every later stack's gateway (children inherit it) into multiprocess mode. (pytest's
+    monkeypatch.delenv of an unset variable records nothing to restore.)"""
+    before = os.environ.get(server.MULTIPROC_ENV)
+    yield
+    if before is None:
+        os.environ.pop(server.MULTIPROC_ENV, None)
+    else:
+        os.environ[server.MULTIPROC_ENV] = before
 
 
 def test_default_workers_is_one_per_usable_core_at_most_8():
