@@ -45,8 +45,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import duckdb
 import httpx
@@ -71,7 +72,7 @@ API_MEMORY_MB = 128
 
 # Targets (ms, MiB) from issue #7; size-dependent ones are (≤ 1M, ≤ 10M).
 TARGETS = {"stats": (20, 50), "daily_stats": (20, 50), "outcomes": (20, 20),
-           "request": (10, 10)}
+           "request": (10, 10), "stats_mix": (20, 50), "outcomes_mix": (20, 20)}
 DASHBOARD_TARGET_MS = 1000
 RSS_TARGET_MIB = 150
 
@@ -153,6 +154,31 @@ NAIVE = {
 NAIVE_PAGE = (f"SELECT {NAIVE_COLS} FROM outcomes WHERE segment = ? "
               "ORDER BY received_at DESC NULLS LAST, rid, imp_id LIMIT ?")
 NAIVE_COUNT = "SELECT count(*) FROM outcomes WHERE segment = ?"
+# Cache-miss-realistic mixes: call i asks a seeded-random filter (25 segments × 4 media ×
+# 7 start days; 1,000 sites × 3 outcomes), so with --requests 300 nearly every call is a
+# miss of the answer cache (which is on, as in production).
+MIX_SEGMENTS = [f"IAB{k}" for k in range(1, 26)]
+MIX_MEDIA = ["banner", "video", "native", "audio"]
+
+
+def mix_filters(name: str, i: int) -> q.Filters:
+    import random
+
+    r = random.Random(i * 7919 + len(name))
+    if name == "stats_mix":
+        day = f"2026-11-0{1 + r.randrange(DAYS)}"
+        return q.Filters(segment=r.choice(MIX_SEGMENTS), media_type=r.choice(MIX_MEDIA),
+                         date_from=date.fromisoformat(day))
+    return q.Filters(site_domain=f"site{int(SITES * r.random() ** 2.5):04d}.example.com",
+                     outcome=r.choice(["won", "lost", "nobid"]))
+
+
+def mix_path(name: str, i: int) -> str:
+    f = mix_filters(name, i)
+    base = "/api/outcomes/stats/" if name == "stats_mix" else "/api/outcomes/"
+    return f"{base}?{urlencode(f.as_query())}"
+
+
 NAIVE_DAILY_GROUP = (f"SELECT day, {{col}} AS grp, {q._SUMS_ROWS} FROM outcomes "
                      "GROUP BY ALL ORDER BY day, grp NULLS LAST")
 
@@ -344,6 +370,18 @@ def naive_worker(con: duckdb.DuckDBPyConnection, name: str, rids: list[str]
                 [q.outcome_json((*r[:5], None, *r[5:])) for r in
                  cur.execute(NAIVE_PAGE, ["IAB3", 100]).fetchall()]
             return work
+        if name.endswith("_mix"):
+            def work(i: int) -> None:
+                where, params = mix_filters(name, i).where()
+                if name == "stats_mix":
+                    cur.execute(f"SELECT {q._SUMS_ROWS} FROM outcomes{where}", params
+                                ).fetchall()
+                    return
+                cur.execute(f"SELECT count(*) FROM outcomes{where}", params).fetchall()
+                [q.outcome_json((*r[:5], None, *r[5:])) for r in cur.execute(
+                    f"SELECT {NAIVE_COLS} FROM outcomes{where} ORDER BY received_at DESC "
+                    "NULLS LAST, rid, imp_id LIMIT 100", params).fetchall()]
+            return work
         sql, params = NAIVE[name]
 
         def work(i: int) -> None:
@@ -466,11 +504,19 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
         def check_story(b: dict) -> None:
             assert b["imps"], b
 
+        def check_any_page(b: dict) -> None:
+            assert "results" in b and b["count"] >= len(b["results"]), b
+
+        def check_any_stats(b: dict) -> None:
+            assert b["total_outcomes"] <= total, b
+
         endpoints = {
             "stats": (lambda i: "/api/outcomes/stats/", check_stats),
             "daily_stats": (lambda i: "/api/outcomes/daily_stats/", check_daily),
             "outcomes": (lambda i: "/api/outcomes/?segment=IAB3", check_page),
             "request": (lambda i: f"/api/requests/{rids[i % len(rids)]}/", check_story),
+            "stats_mix": (lambda i: mix_path("stats_mix", i), check_any_stats),
+            "outcomes_mix": (lambda i: mix_path("outcomes_mix", i), check_any_page),
         }
         console.print(f"  API pid {api.proc.pid} on {api.url}, RSS at start "
                       f"{api.rss_start / 2**20:.0f} MiB; warming up")
@@ -495,11 +541,13 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
                     a = closed_loop(api_worker(api.url, path_for, check), conc, requests, cap_s)
                     b = closed_loop(naive_worker(naive_con, name, rids), conc,
                                     requests, naive_cap_s)
-                    figs[f"{name}@{conc}"] = {"api": a, "naive": b}
+                    figs[f"{name}@{conc}"] = {"api": a, "naive": b,
+                                              "load1": round(os.getloadavg()[0], 2)}
                     console.print(f"  {name:12} c={conc}: API p50 {a['p50_ms']:.1f} ms "
                                   f"p99 {a['p99_ms']:.1f} ms ({a['n']} ok, "
                                   f"{a.get('errors', 0)} errors) | naive p50 "
-                                  f"{b['p50_ms']:.1f} ms ({b['n']})")
+                                  f"{b['p50_ms']:.1f} ms ({b['n']}); load "
+                                  f"{os.getloadavg()[0]:.1f}")
             console.print("  dashboard first load (headless Chromium)")
             res["dashboard"] = {
                 "browser": dashboard_browser(api.url, dash_reps),
@@ -533,7 +581,9 @@ def report(res: dict) -> Table:
     for col in ("figure", "p50", "p99", "naive p50", "naive / API", "target", ""):
         t.add_column(col, justify="right" if col not in ("figure", "") else "left")
     labels = {"stats": "stats/", "daily_stats": "daily_stats/",
-              "outcomes": "outcomes/?segment=IAB3 p1", "request": "requests/{rid}/"}
+              "outcomes": "outcomes/?segment=IAB3 p1", "request": "requests/{rid}/",
+              "stats_mix": "stats/ random segment+media+day",
+              "outcomes_mix": "outcomes/ random site+outcome p1"}
     for key, f in res["figures"].items():
         name, conc = key.split("@")
         target = TARGETS[name][1 if big else 0]
@@ -577,10 +627,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--naive-seconds", type=float, default=15.0,
                     help="cap per naive figure (s)")
     ap.add_argument("--dashboard-loads", type=int, default=7)
+    ap.add_argument("--cache-off", action="store_true",
+                    help="run the API with HELIOS_API_CACHE_ENTRIES=0 (every call queries)")
     ap.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()),
                     help="scratch parent directory (10M rows need ~5 GB)")
     args = ap.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+    if args.cache_off:
+        os.environ["HELIOS_API_CACHE_ENTRIES"] = "0"
 
     def _term(signum, frame):  # finally blocks stop the API and delete the scratch dir
         raise SystemExit(128 + signum)
@@ -589,7 +643,10 @@ def main(argv: list[str] | None = None) -> None:
     out = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
            "machine": {"cpus": os.cpu_count(),
                        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1)},
-           "duckdb": duckdb.__version__, "requests": args.requests, "sizes": {}}
+           "duckdb": duckdb.__version__, "requests": args.requests, "sizes": {},
+           "api_env": {k: v for k, v in os.environ.items()
+                       if k.startswith("HELIOS_API_") or k == "MALLOC_ARENA_MAX"},
+           "load_at_start": os.getloadavg()}
     with contextlib.suppress(OSError, ValueError, KeyError):  # keep other sizes' results
         out["sizes"] = json.loads((RESULTS / "api.json").read_text())["sizes"]
     for n in sizes:

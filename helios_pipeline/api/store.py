@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import orjson
+
+from helios_pipeline.api.queries import OUTCOME_COLUMNS, _iso
 
 QUERY_SLOTS = 2
 _SLOTS = threading.BoundedSemaphore(QUERY_SLOTS)
@@ -29,6 +32,10 @@ class Snapshot:
     published_at: datetime
     rows: int
     generation: int = 0  # counts swaps: unlike an inode number, never reused
+    as_of_header: str = "none"  # X-Data-As-Of, formatted once
+    has_stories: bool = True  # False: a snapshot written before ``stories`` existed
+    # One cursor per thread, kept: a new cursor + ``USE snap`` cost 0.2 ms per query.
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur = self.con.cursor()
@@ -39,8 +46,24 @@ class Snapshot:
         """Run one query, at most ``QUERY_SLOTS`` at a time per process: on 2 cores more
         concurrent scans only queue inside DuckDB and multiply its memory; past the slots a
         request waits here instead (bounded latency, never an out-of-memory error)."""
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self.cursor()
         with _SLOTS:
-            return self.cursor().execute(sql, params or []).fetchall()
+            return cur.execute(sql, params or []).fetchall()
+
+    def story_rows(self, rid: str) -> list:
+        """The outcome rows (``OUTCOME_COLUMNS`` by position) of one request, by imp id:
+        from ``stories`` (two columns to read), else from ``outcomes`` (27)."""
+        if not self.has_stories:
+            return self.wide_story_rows(rid)
+        rows = [orjson.loads(r[0]) for r in self.query(
+            "SELECT row FROM stories WHERE rid = ?", [rid])]
+        return sorted(rows, key=lambda r: r[1])
+
+    def wide_story_rows(self, rid: str) -> list[tuple]:
+        return self.query(f"SELECT {OUTCOME_COLUMNS} FROM outcomes WHERE rid = ? "
+                          "ORDER BY imp_id", [rid])
 
 
 class SnapshotStore:
@@ -77,7 +100,9 @@ class SnapshotStore:
         con.execute("USE snap").fetchall()
         as_of, published_at, rows = con.execute(
             "SELECT as_of, published_at, rows FROM meta").fetchall()[0]
-        return Snapshot(con, inode, as_of, published_at, rows)
+        tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        return Snapshot(con, inode, as_of, published_at, rows,
+                        as_of_header=_iso(as_of) or "none", has_stories="stories" in tables)
 
     def _swap(self, snap: Snapshot) -> None:
         self._generations += 1
