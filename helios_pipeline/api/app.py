@@ -188,10 +188,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             count = snap.query(f"SELECT count(*) FROM outcomes{where}", params)[0][0]
         desc = ordering.startswith("-")
         col = q.ORDERING[ordering.lstrip("-")]
-        rows = snap.query(
-            f"SELECT {q.OUTCOME_COLUMNS} FROM outcomes{where} ORDER BY {col} "
-            f"{'DESC' if desc else 'ASC'} NULLS LAST, rid, imp_id LIMIT ? OFFSET ?",
-            [*params, page_size, (page - 1) * page_size])
+        rows = snap.page_rows(
+            where, params, f"{col} {'DESC' if desc else 'ASC'} NULLS LAST, rid, imp_id",
+            page_size, (page - 1) * page_size)
         url = request.url
         return {
             "count": count,
