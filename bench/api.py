@@ -18,8 +18,8 @@ on Ctrl-C / SIGTERM):
    ``/api/requests/{rid}/`` (random existing rids) at concurrency 1 and 8 (httpx, one
    client per thread, closed loop);
 4. the **naive baseline, in the same run**: the same answer computed the old system's way, a
-   DuckDB connection (same settings as the API: 2 threads, 128 MB) on the warehouse file
-   running the straightforward SQL over the raw ``outcomes`` table, same concurrency;
+   DuckDB connection (2 threads like the API, 128 MB: more buffer than the API) on the
+   warehouse file running the straightforward SQL over the raw ``outcomes`` table, same concurrency;
 5. dashboard first load in headless Chromium (playwright; a fresh browser context per
    load, so nothing cached): from ``page.goto('/')`` until the cards show numbers and until
    the page's first ``loadAll()`` has finished (stats, daily_stats ×3, outcomes page), next
@@ -74,6 +74,8 @@ API_MEMORY_MB = 128
 TARGETS = {"stats": (20, 50), "daily_stats": (20, 50), "outcomes": (20, 20),
            "request": (10, 10), "stats_mix": (20, 50), "outcomes_mix": (20, 20)}
 DASHBOARD_TARGET_MS = 1000
+RIDS = 2000  # sampled request ids; call i asks rids[i % RIDS]
+C8_FROM, WARM_FROM = 1000, 1900  # first call number at c=8 and in the warm-up
 RSS_TARGET_MIB = 150
 
 OUTCOMES_SQL = f"""
@@ -199,12 +201,14 @@ def summary(lat_s: list[float], wall_s: float) -> dict:
 
 
 def closed_loop(make_worker: Callable[[], Callable[[int], None]], concurrency: int,
-                n: int, cap_s: float) -> dict:
+                n: int, cap_s: float, start: int = 0) -> dict:
     """``concurrency`` threads each running its worker back to back until ``n`` calls in all
-    (or ``cap_s`` seconds); latency per call."""
+    (or ``cap_s`` seconds); latency per call. Calls are numbered from ``start``: runs that
+    must not hit each other's cached answers (random rids, random filters) use disjoint
+    numbers."""
     lat: list[float] = []
     lock = threading.Lock()
-    counter = iter(range(n))
+    counter = iter(range(start, start + n))
     deadline = time.perf_counter() + cap_s
     errors: list[BaseException] = []
     http_errors: list[str] = []
@@ -400,7 +404,7 @@ def naive_worker(con: duckdb.DuckDBPyConnection, name: str, rids: list[str]
     return make
 
 
-def pick_rids(snapshot: Path, k: int = 2000) -> list[str]:
+def pick_rids(snapshot: Path, k: int = RIDS) -> list[str]:
     """Existing request ids, sampled (seeded) from the snapshot. The bulk rows carry ids
     built like the gateway's (``messages.rid_at``: time, process prefix, counter)."""
     con = duckdb.connect(str(snapshot), read_only=True)
@@ -531,7 +535,7 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
         warm = {name: api_worker(api.url, p, c)() for name, (p, c) in endpoints.items()}
         for name, w in warm.items():
             for i in range(10 if name != "request" else 50):
-                w(i + 1000)
+                w(WARM_FROM + i)
         for p in FIRST_LOAD_API + ASSETS:
             httpx.get(f"{api.url}{p}", timeout=60).raise_for_status()
 
@@ -547,13 +551,16 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
             for name, (path_for, check) in endpoints.items():
                 for conc in (1, 8):
                     cpu0 = api.cpu_s()
-                    a = closed_loop(api_worker(api.url, path_for, check), conc, requests, cap_s)
+                    # c=1 asks calls 0.., c=8 calls 1000..: a random rid or filter of one
+                    # run is never answered from the cache the other filled
+                    a = closed_loop(api_worker(api.url, path_for, check), conc, requests, cap_s,
+                                    start=0 if conc == 1 else C8_FROM)
                     # the API process's CPU per answered call: its service time, which the
                     # machine's load does not inflate the way it inflates wall-clock p50
                     a["cpu_ms_per_call"] = round(
                         1000 * (api.cpu_s() - cpu0) / (a["n"] + a.get("errors", 0)), 3)
                     b = closed_loop(naive_worker(naive_con, name, rids), conc,
-                                    requests, naive_cap_s)
+                                    requests, naive_cap_s, start=0 if conc == 1 else C8_FROM)
                     figs[f"{name}@{conc}"] = {"api": a, "naive": b,
                                               "load1": round(os.getloadavg()[0], 2)}
                     console.print(f"  {name:12} c={conc}: API p50 {a['p50_ms']:.1f} ms "
@@ -648,6 +655,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="scratch parent directory (10M rows need ~5 GB)")
     args = ap.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+    if not 0 < args.requests <= WARM_FROM - C8_FROM:
+        ap.error(f"--requests must be 1..{WARM_FROM - C8_FROM}: c=1, c=8 and the warm-up ask "
+                 "disjoint rids and filters")
     if args.cache_off:
         os.environ["HELIOS_API_CACHE_ENTRIES"] = "0"
 
