@@ -8,7 +8,9 @@ needs a key (ingest_services/common/auth.py); the page, probes, metrics and docs
 Handlers are ``async``: an answer already cached for this snapshot is sent from the event
 loop without a thread hop; a query runs in the thread pool (DuckDB releases the GIL while it
 scans). The ``X-Data-As-Of`` header and the metrics come from a plain ASGI middleware, not
-``@app.middleware("http")``, whose per-request cost showed in the profile at concurrency 8.
+``@app.middleware("http")`` (Starlette's BaseHTTPMiddleware, which streams every response
+through an extra task). The CPU per call this saves is measured only together with the rest
+of the afternoon's changes (bench/README.md).
 """
 
 from __future__ import annotations
