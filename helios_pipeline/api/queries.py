@@ -9,7 +9,7 @@ range scans ``outcomes``. Both compute the KPIs of DESIGN.md from summed counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 
 from helios_pipeline.serving.snapshot import ROLLUPS, STORY_COLUMNS
 
@@ -200,10 +200,16 @@ def daily_row(day: date, sums: tuple, group: object = None, grouped: bool = Fals
 OUTCOME_COLUMNS = ", ".join(STORY_COLUMNS)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _iso(ts) -> str | None:
-    """A time as the API shows it; a ``str`` is one already formatted so (``stories``)."""
+    """A time as the API shows it (UTC, milliseconds); an ``int`` is epoch microseconds
+    (the snapshot's ``stories`` rows)."""
     if ts is None or isinstance(ts, str):
         return ts
+    if isinstance(ts, int):
+        ts = _EPOCH + timedelta(microseconds=ts)
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 

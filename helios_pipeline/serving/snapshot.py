@@ -14,7 +14,8 @@ What is in it:
   index to build at publish time or to hold in the API's memory (an ART index over 10 M
   random keys did not fit the API's buffer);
 * ``stories``: the same rows, in the same order, as ``rid`` and one JSON array of the
-  columns the API shows (``STORY_COLUMNS``, times already in its ISO form): a request's
+  columns the API shows (``STORY_COLUMNS``; times as epoch microseconds, which DuckDB
+  writes twice as fast as an ISO string and the API formats per answer): a request's
   story reads two columns of one row group instead of 27 (1.4 instead of 5.6–8.8 ms of CPU
   per lookup at 1 M rows, measured), for a publish that copies the rows once more;
 * ``cube``: counts and sums by day, hour, site, segment, media, enriched, outcome and loss
@@ -57,7 +58,7 @@ STORY_COLUMNS = (
     "auction_type", "floor_usd", "bid_price_usd", "clearing_price_usd", "outcome",
     "loss_reason", "nobid_reason", "competitor_price_usd", "crid", "publisher_id", "bidfloor",
     "bidfloorcur", "profile")
-_ISO_MS = "strftime({c} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%g') || 'Z'"  # = api _iso
+_TIMES = ("received_at", "decided_at")  # in ``stories.row`` as epoch_us (api queries._iso)
 _SUMS = "sum(n) AS n, sum(bid_sum) AS bid_sum, sum(clearing_sum) AS clearing_sum, " \
         "sum(won_bid_sum) AS won_bid_sum, sum(floor_passes) AS floor_passes"
 
@@ -84,7 +85,7 @@ _CUBE = """
 _STORIES = f"""
     CREATE TABLE snap.stories AS
     SELECT rid, json_array({", ".join(
-        _ISO_MS.format(c=c) if c in ("received_at", "decided_at") else c
+        f"epoch_us({c})" if c in _TIMES else c
         for c in STORY_COLUMNS)}) AS row
     FROM snap.outcomes"""  # a plain scan keeps the table's (rid, imp_id) order
 
