@@ -276,12 +276,12 @@ def serve(
              "core, at most 8)")] = None,
 ) -> None:
     """Run one service alone (what a pod runs), configured by HELIOS_* variables."""
-    from ingest_services.runner import SERVICES, run_gateway
-    from ingest_services.runner import serve as run
-
     if service == "api":
         _serve_api(port)
         return
+    from ingest_services.runner import SERVICES, run_gateway
+    from ingest_services.runner import serve as run
+
     if service not in SERVICES:
         raise fail(f"unknown service {service!r}: choose one of "
                    f"{', '.join((*SERVICES, 'api'))}")
@@ -298,17 +298,19 @@ def serve(
 
 
 def _serve_api(port: int | None) -> None:
-    """The analytics API and dashboard (not a streaming service: it reads the snapshot)."""
-    import uvicorn
+    """The analytics API and dashboard (not a streaming service: it reads the snapshot).
+    Checks the settings here (one-line error), then execs the lean entry point
+    (helios_pipeline/api/serve.py): same PID, without this command's imports."""
+    import os
 
-    from ingest_services.common.logs import setup_logging
+    from helios_pipeline.api.serve import lean_command
     from ingest_services.settings import ApiSettings
 
-    s = get_settings(ApiSettings)
-    setup_logging(s.log_level)
-    uvicorn.run("helios_pipeline.api.app:create_app", factory=True, host=s.bind_host,
-                port=port or s.api_port, access_log=False, log_config=None,
-                timeout_graceful_shutdown=10)
+    get_settings(ApiSettings)
+    argv, env = lean_command(port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, env)
 
 
 # ------------------------------------------------------------------------- profiles

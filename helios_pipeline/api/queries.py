@@ -9,9 +9,9 @@ range scans ``outcomes``. Both compute the KPIs of DESIGN.md from summed counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 
-from helios_pipeline.serving.snapshot import ROLLUPS
+from helios_pipeline.serving.snapshot import ROLLUPS, STORY_COLUMNS
 
 ORDERING = {"timestamp": "received_at", "win_price": "clearing_price_usd",
             "bid_price": "bid_price_usd"}
@@ -197,15 +197,20 @@ def daily_row(day: date, sums: tuple, group: object = None, grouped: bool = Fals
     return row
 
 
-OUTCOME_COLUMNS = (
-    "rid, imp_id, request_id, received_at, decided_at, user_id, site_domain, app_bundle, "
-    "domain, country, device_type, segment, media, enriched, auction_type, floor_usd, "
-    "bid_price_usd, clearing_price_usd, outcome, loss_reason, nobid_reason, "
-    "competitor_price_usd, crid, publisher_id, bidfloor, bidfloorcur, profile")
+OUTCOME_COLUMNS = ", ".join(STORY_COLUMNS)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _iso(ts) -> str | None:
-    return None if ts is None else ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """A time as the API shows it (UTC, milliseconds); an ``int`` is epoch microseconds
+    (the snapshot's ``stories`` rows)."""
+    if ts is None or isinstance(ts, str):
+        return ts
+    if isinstance(ts, int):
+        ts = _EPOCH + timedelta(microseconds=ts)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def outcome_json(row: tuple) -> dict:

@@ -13,6 +13,11 @@ What is in it:
   per-row-group min/max lets the request story (``WHERE rid = ?``) read one row group: no
   index to build at publish time or to hold in the API's memory (an ART index over 10 M
   random keys did not fit the API's buffer);
+* ``stories``: the same rows, in the same order, as ``rid`` and one JSON array of the
+  columns the API shows (``STORY_COLUMNS``; times as epoch microseconds, which DuckDB
+  writes twice as fast as an ISO string and the API formats per answer): a request's
+  story reads two columns of one row group instead of 27 (1.4 instead of 5.6–8.8 ms of CPU
+  per lookup at 1 M rows, measured), for a publish that copies the rows once more;
 * ``cube``: counts and sums by day, hour, site, segment, media, enriched, outcome and loss
   reason, and smaller roll-ups of it (``ROLLUPS``), so statistics filtered on those
   dimensions answer from a few thousand rows instead of a scan;
@@ -45,6 +50,15 @@ ROLLUPS = {
     "cube_site": ("day", "site_domain", "enriched", "outcome", "loss_reason"),
 }
 ROW_GROUP_SIZE = 16_384
+# The columns of a story / outcome answer, in the order of ``stories.row``
+# (helios_pipeline/api/queries.py reads them by position).
+STORY_COLUMNS = (
+    "rid", "imp_id", "request_id", "received_at", "decided_at", "user_id", "site_domain",
+    "app_bundle", "domain", "country", "device_type", "segment", "media", "enriched",
+    "auction_type", "floor_usd", "bid_price_usd", "clearing_price_usd", "outcome",
+    "loss_reason", "nobid_reason", "competitor_price_usd", "crid", "publisher_id", "bidfloor",
+    "bidfloorcur", "profile")
+_TIMES = ("received_at", "decided_at")  # in ``stories.row`` as epoch_us (api queries._iso)
 _SUMS = "sum(n) AS n, sum(bid_sum) AS bid_sum, sum(clearing_sum) AS clearing_sum, " \
         "sum(won_bid_sum) AS won_bid_sum, sum(floor_passes) AS floor_passes"
 
@@ -66,6 +80,14 @@ _CUBE = """
                             AND bid_price_usd >= coalesce(floor_usd, 0)) AS floor_passes
     FROM snap.outcomes
     GROUP BY ALL"""
+
+
+_STORIES = f"""
+    CREATE TABLE snap.stories AS
+    SELECT rid, json_array({", ".join(
+        f"epoch_us({c})" if c in _TIMES else c
+        for c in STORY_COLUMNS)}) AS row
+    FROM snap.outcomes"""  # a plain scan keeps the table's (rid, imp_id) order
 
 
 @dataclass(frozen=True)
@@ -104,6 +126,7 @@ def publish(con: duckdb.DuckDBPyConnection | Warehouse, path: Path) -> Published
             con.execute(tables.ddl(tables.OutcomeRow, name="snap.outcomes", key=False)
                         ).fetchall()
             con.execute("ALTER TABLE snap.outcomes ADD COLUMN user_id VARCHAR").fetchall()
+        con.execute(_STORIES).fetchall()
         con.execute(_CUBE).fetchall()
         for name, dims in ROLLUPS.items():
             cols = ", ".join(dims)

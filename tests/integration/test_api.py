@@ -289,6 +289,39 @@ def test_large_bulk_loaded_warehouse_cube_and_scan_agree_with_sql(tmp_path):
                                                "ordering": "-bid_price"}).json()
         top = sql(db, "SELECT max(bid_price_usd) FROM outcomes WHERE segment = 'IAB3'")[0][0]
         assert page["results"][0]["bid_price"] == top
+    # random (md5) rids, not time-ordered: the story lookup is still exact
+    sample = [r[0] for r in sql(path, "SELECT rid FROM outcomes USING SAMPLE "
+                                      "reservoir(200 ROWS) REPEATABLE (3)")]
+    assert _stories_equal_wide_rows(path, sample) == 200
+    assert _pages_equal_wide_pages(path) > 0
+
+
+def _pages_equal_wide_pages(serving: Path) -> int:
+    """Pages read in two steps (row ids, then ``stories``) equal the 27-column query, for
+    several filters, orderings and offsets; returns how many rows were compared."""
+    from helios_pipeline.api import queries as q
+    from helios_pipeline.api.store import SnapshotStore
+
+    store = SnapshotStore(serving, 32)
+    n = 0
+    try:
+        snap = store.current()
+        assert snap is not None and snap.has_stories
+        for f in (q.Filters(), q.Filters(segment="IAB3"), q.Filters(outcome="won"),
+                  q.Filters(media_type="video", min_price=1.0), q.Filters(segment="nope")):
+            where, params = f.where()
+            for col, way in (("received_at", "DESC"), ("bid_price_usd", "ASC"),
+                             ("clearing_price_usd", "DESC")):
+                order = f"{col} {way} NULLS LAST, rid, imp_id"
+                for offset in (0, 37):
+                    got = snap.page_rows(where, params, order, 25, offset)
+                    exp = snap.query(f"SELECT {q.OUTCOME_COLUMNS} FROM outcomes{where} "
+                                     f"ORDER BY {order} LIMIT 25 OFFSET {offset}", params)
+                    assert [q.outcome_json(r) for r in got] == [q.outcome_json(r) for r in exp]
+                    n += len(got)
+    finally:
+        store.close()
+    return n
 
 
 # Bulk rows shaped like the pipeline's: 5 days, 3 outcomes, 4 media, 25 segments.
@@ -325,3 +358,68 @@ def test_helios_serve_api_before_any_snapshot_is_up_but_not_ready(api_empty_serv
     assert httpx.get(f"{api_empty_server}/readyz", timeout=10).status_code == 503
     assert httpx.get(f"{api_empty_server}/api/outcomes/stats/", timeout=10
                      ).json()["total_outcomes"] == 0
+
+
+def _stories_equal_wide_rows(serving: Path, rids: list[str] | None = None) -> int:
+    """Every story (and outcome) read from ``stories`` equals the one built from the 27
+    ``outcomes`` columns; returns how many requests were compared."""
+    from helios_pipeline.api import queries as q
+    from helios_pipeline.api.store import SnapshotStore
+
+    store = SnapshotStore(serving, 64)
+    try:
+        snap = store.current()
+        assert snap is not None and snap.has_stories
+        if rids is None:
+            rids = [r[0] for r in snap.query("SELECT DISTINCT rid FROM outcomes")]
+        for rid in rids:
+            narrow, wide = snap.story_rows(rid), snap.wide_story_rows(rid)
+            assert narrow and len(narrow) == len(wide), rid
+            assert q.story_json(narrow) == q.story_json(wide), rid
+            assert [q.outcome_json(r) for r in narrow] == [q.outcome_json(r) for r in wide]
+        assert snap.story_rows("0" * 32) == []
+    finally:
+        store.close()
+    return len(rids)
+
+
+def test_stories_table_gives_the_same_story_as_the_outcome_rows(pipeline, pipeline_pg):
+    """The snapshot's narrow ``stories`` (one JSON array per outcome row) against the wide
+    rows, for every request, on both warehouse backends' snapshots."""
+    assert _stories_equal_wide_rows(pipeline["serving"]) > 0
+    assert _stories_equal_wide_rows(pipeline_pg["serving"]) > 0
+    assert _pages_equal_wide_pages(pipeline_pg["serving"]) > 0
+
+
+def test_story_from_a_snapshot_without_the_stories_table(tmp_path, pipeline, client):
+    """A snapshot written before ``stories`` existed (kept while the API is upgraded) still
+    answers stories, from ``outcomes``."""
+    path = tmp_path / "old.duckdb"
+    shutil.copy(pipeline["serving"], path)
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE stories").fetchall()
+    con.close()
+    rid = pipeline["my_rid"]
+    with TestClient(create_app(load_settings(ApiSettings, serving_path=path))) as c:
+        assert c.app.state.store.current().has_stories is False
+        assert c.get(f"/api/requests/{rid}/").json() == client.get(f"/api/requests/{rid}/").json()
+        imp = client.get(f"/api/outcomes/{rid}:a/").json()
+        assert c.get(f"/api/outcomes/{rid}:a/").json() == imp and imp["imp_id"] == "a"
+
+
+def test_helios_serve_api_runs_the_lean_entry_point(tmp_path):
+    """`helios serve api` execs helios_pipeline.api.serve (same PID), with glibc's arenas
+    capped, so the serving process never carries the CLI's imports."""
+    from pathlib import Path as P
+
+    from tests.integration.conftest import _serve_api
+
+    proc, _url = _serve_api(tmp_path / "serving.duckdb", tmp_path)
+    try:
+        cmdline = P(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"helios_pipeline.api.serve" in cmdline and b"helios_pipeline.cli" not in cmdline
+        environ = P(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=2" in environ
+    finally:
+        proc.terminate()
+        proc.wait(10)

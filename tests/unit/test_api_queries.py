@@ -33,5 +33,7 @@ def test_response_cache_is_bounded_and_keyed_by_snapshot_generation():
     assert cache.get((1, "/api/outcomes/stats/", "q=0")) is None  # least recently used out
     assert cache.get((1, "/api/outcomes/stats/", "q=4")) == b"x" * 10
     assert cache.get((2, "/api/outcomes/stats/", "q=4")) is None  # a new snapshot: a miss
-    cache.put((1, "big", ""), b"y" * 200)  # over max_bytes / 8: not kept
+    cache.put((1, "big", ""), b"y" * 201)  # over max_bytes / 4: not kept
     assert cache.get((1, "big", "")) is None
+    cache.put((1, "quarter", ""), b"z" * 200)  # max_bytes / 4 (the dashboard's largest): kept
+    assert cache.get((1, "quarter", "")) == b"z" * 200
