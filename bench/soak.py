@@ -99,7 +99,12 @@ def main(argv: list[str] | None = None) -> None:
               "children_rss_end_mib": kids_end,
               "audit": {k: verdict.get(k) for k in ("accepted", "missing", "duplicated", "ok",
                                                      "warehouse")},
-              "audit_exit": audit.returncode}
+              "audit_exit": audit.returncode,
+              # why an audit did not complete: its one-line `error:` (librdkafka may log
+              # around it)
+              "audit_error": next((ln for ln in reversed(audit.stderr.splitlines())
+                                   if ln.startswith("error:")), audit.stderr[-500:])
+              if audit.returncode else ""}
     write_results("soak.json", result)
 
     t = Table(title=f"soak: {args.rate:g} req/s for {args.minutes:g} min")
