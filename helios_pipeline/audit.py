@@ -16,6 +16,7 @@ small function (:func:`read_warehouse`), the only place that knows its backend.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -42,13 +43,21 @@ class Ledger:
     unreadable: int = 0
 
 
+# librdkafka's own log lines (one per failed connect attempt, every 50 ms) would bury the
+# CLI's one-line error when the broker is down: the audit's client logs through Python
+# logging instead, where only critical ones pass; the audit reports its own errors.
+_CLIENT_LOG = logging.getLogger("helios.audit.librdkafka")
+_CLIENT_LOG.setLevel(logging.CRITICAL)
+_CLIENT_LOG.propagate = False
+
+
 class Auditor:
     def __init__(self, s: Settings, on_outcome: Callable[[dict], None] | None = None) -> None:
         """``on_outcome`` sees every parsed outcome record (e.g. to measure latency)."""
         self.s = s
         self.on_outcome = on_outcome
         self.ledger = Ledger()
-        self.consumer = Consumer(reader_config(s, "helios-audit"))
+        self.consumer = Consumer(reader_config(s, "helios-audit"), logger=_CLIENT_LOG)
         self.topics = {
             s.topic_requests: self._on_request,
             s.topic_outcomes: self._on_outcome,

@@ -146,3 +146,19 @@ def test_no_warehouse_file_is_said_not_checked(wire, tmp_path):
     assert code == 0, rep
     assert rep["warehouse"]["checked"] is False
     assert "no warehouse file" in rep["warehouse"]["reason"]
+
+
+def test_audit_with_the_broker_down_says_so_in_one_line(tmp_path):
+    """The CLI's bad-situation rule: one line naming the problem, exit 2, no traceback — not
+    buried under librdkafka's connect-failure lines (one every 50 ms before the fix)."""
+    from helios_pipeline.stack.probes import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIOS_")}
+    env.update(HELIOS_HOME=str(tmp_path), HELIOS_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}")
+    got = subprocess.run([sys.executable, "-m", "helios_pipeline.cli", "audit", "--json",
+                          "--wait", "1"], env=env, capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in (got.stdout + got.stderr).splitlines() if ln.strip()]
+    assert got.returncode == 2
+    assert len(lines) == 1, lines[:5]
+    assert lines[0].startswith("error: cannot read the topics at 127.0.0.1:")
+    assert "HELIOS_KAFKA_BOOTSTRAP" in lines[0] and "is the stack up?" in lines[0]
