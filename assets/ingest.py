@@ -38,9 +38,11 @@ def _ingest_asset(table: str, description: str) -> dg.AssetsDefinition:
         warehouse: DuckDBWarehouse,
     ) -> dg.MaterializeResult:
         topic = kafka.topic(table)
+        stop_at = kafka.watermarks(topic)  # what is there now; later arrivals: the next run
         with warehouse.open() as db:  # DuckDB or PostgreSQL (HELIOS_WAREHOUSE_BACKEND)
             res = ingest_topic(db, kafka.reader_conf(f"dagster-ingest-{table}"), topic, table,
-                               config.max_messages, config.idle_seconds)
+                               config.max_messages, config.idle_seconds,
+                               gap_wait_s=kafka.gap_wait_s(), stop_at=stop_at)
             total, newest = db.execute(
                 f"SELECT count(*), max({TIME_COLUMN[table]}) FROM {table}")[0]
             offsets = stored_offsets(db, topic)  # every partition, not only this batch's
@@ -50,6 +52,10 @@ def _ingest_asset(table: str, description: str) -> dg.AssetsDefinition:
             "messages_read": res.messages,
             "rows_inserted": res.inserted,
             "rejected_messages": res.rejected,
+            # gaps in the offsets the reader was handed (common/offset_gaps.py): refetched
+            # ones were re-read whole; skipped ones were accepted after the wait
+            "offset_gaps_refetched": res.gaps_refetched,
+            "offset_gaps_skipped": res.gaps_skipped,
             # what the outcome sensor compares with the watermarks to know it is idle
             "next_offsets": dg.MetadataValue.json({str(k): v for k, v in offsets.items()}),
             **freshness(newest),

@@ -16,7 +16,6 @@ small function (:func:`read_warehouse`), the only place that knows its backend.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -43,13 +42,6 @@ class Ledger:
     unreadable: int = 0
 
 
-# librdkafka's own log lines (one per failed connect attempt, every 50 ms) would bury the
-# CLI's one-line error when the broker is down: the audit's client logs through Python
-# logging instead, where only critical ones pass; the audit reports its own errors.
-_CLIENT_LOG = logging.getLogger("helios.audit.librdkafka")
-_CLIENT_LOG.setLevel(logging.CRITICAL)
-_CLIENT_LOG.propagate = False
-
 
 class Auditor:
     def __init__(self, s: Settings, on_outcome: Callable[[dict], None] | None = None) -> None:
@@ -57,7 +49,7 @@ class Auditor:
         self.s = s
         self.on_outcome = on_outcome
         self.ledger = Ledger()
-        self.consumer = Consumer(reader_config(s, "helios-audit"), logger=_CLIENT_LOG)
+        self.consumer = Consumer(reader_config(s, "helios-audit"))
         self.topics = {
             s.topic_requests: self._on_request,
             s.topic_outcomes: self._on_outcome,
@@ -208,18 +200,11 @@ def read_warehouse(location: str | Path, keys: list[tuple[str, str]],
     if is_postgres(location):
         return _read_postgres(str(location), keys)
     path = Path(location)
-    import duckdb
     import pyarrow as pa
 
-    deadline = time.monotonic() + lock_wait_s
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-            break
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    from helios_pipeline.warehouse.duckdb_file import connect_waiting
+
+    con = connect_waiting(str(path), read_only=True, wait_s=lock_wait_s)
     try:
         has = con.execute("SELECT count(*) FROM information_schema.tables "
                           "WHERE table_name = 'outcomes'").fetchall()[0][0]

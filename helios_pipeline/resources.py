@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
+from confluent_kafka import Consumer, TopicPartition
 
 from helios_pipeline.warehouse.backend import (
     DuckDBBackend,
@@ -16,7 +16,9 @@ from helios_pipeline.warehouse.backend import (
     Warehouse,
     check_backend,
 )
+from helios_pipeline.warehouse.duckdb_file import connect_waiting
 from ingest_services.common.kafka import reader_config
+from ingest_services.common.offset_gaps import gap_wait_s
 from ingest_services.settings import load_settings
 
 
@@ -29,6 +31,24 @@ class KafkaResource(dg.ConfigurableResource):
     def reader_conf(self, client_id: str) -> dict:
         s = load_settings(kafka_bootstrap=self.bootstrap_servers)
         return reader_config(s, client_id)
+
+    def watermarks(self, topic: str) -> dict[int, int]:
+        """High watermark per partition ({} if the topic does not exist). On Tansu a lower
+        bound of what is on the partition (docs/messages.md), which is all its users need:
+        the sensor to see the topic move, an ingest run where to stop."""
+        c = Consumer(self.reader_conf(f"dagster-watermarks-{topic}"))
+        try:
+            md = c.list_topics(topic, timeout=5).topics.get(topic)
+            if md is None or md.error is not None:
+                return {}
+            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+                    for p in md.partitions}
+        finally:
+            c.close()
+
+    def gap_wait_s(self) -> float:
+        """How long the ingest reader re-reads an offset gap (common/offset_gaps.py)."""
+        return gap_wait_s(load_settings(kafka_bootstrap=self.bootstrap_servers))
 
     def topic(self, table: str) -> str:
         return {"bid_requests": self.topic_requests, "bid_responses": self.topic_responses,
@@ -67,15 +87,8 @@ class WarehouseResource(dg.ConfigurableResource):
         if self.backend != "duckdb":
             raise ValueError(f"the warehouse is on {self.backend} (HELIOS_WAREHOUSE_BACKEND): "
                              "use WarehouseResource.open(), not connect()")
-        deadline = time.monotonic() + self.lock_timeout_s
-        while True:
-            try:
-                con = duckdb.connect(self.path, read_only=read_only)
-                break
-            except duckdb.IOException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        con = connect_waiting(self.path, read_only=read_only, wait_s=self.lock_timeout_s,
+                              pause_s=0.5)
         try:
             yield con
         finally:

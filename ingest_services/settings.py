@@ -78,6 +78,12 @@ class KafkaSettings(_Base):
         False, description="bidder and auctioneer commit outputs and consumed offsets in one "
                            "Kafka transaction (exactly-once on the wire on Apache Kafka; the "
                            "embedded broker shows aborted records to read_committed readers)")
+    kafka_gap_wait_ms: int = Field(
+        2000, ge=0, le=60_000,
+        description="a consumer handed records past a gap in a partition's offsets re-reads "
+                    "from the gap for up to this long before accepting it (the embedded "
+                    "broker can serve a later batch before an earlier one is stored: "
+                    "common/offset_gaps.py); 0 = off; off with kafka_transactions")
 
     # --- secured Kafka (issue #8): applied to every client by common/kafka.py ---
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(

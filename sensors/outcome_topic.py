@@ -6,9 +6,11 @@ decide *whether* to ask for a run; the ingest asset itself reads from the offset
 in the warehouse. Idle means no runs: when the watermarks have not moved, a run is asked
 for again only if the last ingest has not caught up with them (its ``next_offsets``
 metadata is behind a watermark: a run failed, or was cancelled), at most every
-``RETRY_S``. While an ingest run is still queued no other is requested (it will read
-whatever arrived meanwhile), so a burst of traffic does not pile up runs waiting for the
-``duckdb_writer`` pool. Run keys make each watermark state requested once.
+``RETRY_S``. While an ingest run is queued or running no other is requested: each run
+reads up to the watermarks it found when it began, and the sensor asks for the next once it
+has ended. (Asking while one ran piled runs up under steady traffic, each started and
+waiting for the ``duckdb_writer`` pool; found by the soak, issue #9.) Run keys make each
+watermark state requested once.
 """
 
 
@@ -17,11 +19,13 @@ import json
 import time
 
 import dagster as dg
-from confluent_kafka import Consumer, TopicPartition
 
 from helios_pipeline.jobs import ingest_job
 from helios_pipeline.resources import KafkaResource
 
+# queued or running: an ingest run in any of these states holds back the next request
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 RETRY_S = 60  # a behind-but-unmoving topic is retried this often, never an idle one
 
 
@@ -41,15 +45,7 @@ def unread(marks: dict[str, int], ingested: dict[str, int]) -> int:
 
 
 def topic_watermarks(kafka: KafkaResource, topic: str) -> dict[str, int]:
-    c = Consumer(kafka.reader_conf("dagster-outcome-sensor"))
-    try:
-        md = c.list_topics(topic, timeout=5).topics.get(topic)
-        if md is None or md.error is not None:
-            return {}
-        return {str(p): c.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
-                for p in md.partitions}
-    finally:
-        c.close()
+    return {str(p): mark for p, mark in kafka.watermarks(topic).items()}
 
 
 @dg.sensor(job=ingest_job, minimum_interval_seconds=5,
@@ -63,11 +59,11 @@ def outcome_topic_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResour
     cursor = json.loads(context.cursor) if context.cursor else {}
     now = time.time()
     moved = marks != cursor.get("marks")
-    waiting = context.instance.get_run_ids(dg.RunsFilter(
-        job_name=ingest_job.name, statuses=[dg.DagsterRunStatus.QUEUED,
-                                            dg.DagsterRunStatus.NOT_STARTED]), limit=1)
-    if waiting:  # it has not read yet: it will take these messages too (cursor unchanged)
-        return dg.SkipReason(f"ingest run {waiting[0]} is queued and will read this data")
+    in_flight = context.instance.get_run_ids(dg.RunsFilter(
+        job_name=ingest_job.name, statuses=IN_FLIGHT), limit=1)
+    if in_flight:  # one ingest at a time; what it does not read, the next run will
+        return dg.SkipReason(f"ingest run {in_flight[0]} is still in flight; the next run "
+                             f"is requested once it ends (cursor unchanged)")
     if not moved:
         behind = unread(marks, ingested_offsets(context.instance))
         if not behind:

@@ -41,6 +41,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from helios_pipeline.warehouse import schema, tables, transforms
 from helios_pipeline.warehouse.backend import Prepared, Warehouse, as_warehouse
+from ingest_services.common.offset_gaps import REFETCH_PAUSE_S, GapGuard
 
 
 @dataclass
@@ -51,6 +52,8 @@ class IngestResult:
     inserted: int = 0
     rejected: int = 0
     offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset
+    gaps_refetched: int = 0  # offset gaps that filled in on a re-read (common/offset_gaps.py)
+    gaps_skipped: int = 0  # offset gaps accepted after the wait
 
 
 def _drop_key(db: Warehouse, table: str, row: type[tables.Table]) -> None:
@@ -299,16 +302,21 @@ class ChunkReader(threading.Thread):
     into :class:`Chunk` on this thread (its own in-memory DuckDB).
 
     Runs beside the writer (the DuckDB and PostgreSQL calls release the GIL), so reading and
-    parsing the next chunk overlaps writing the previous one. Stops after ``max_messages``
-    or when the broker returned nothing for ``idle_s`` (time spent handing a chunk over is
-    not idleness): the end is decided by idleness, not by the broker's high watermark
-    (wrong on Tansu).
+    parsing the next chunk overlaps writing the previous one. Stops after ``max_messages``,
+    when the broker returned nothing for ``idle_s`` (time spent handing a chunk over is not
+    idleness), or once every partition is read up to ``stop_at``: the watermarks when the
+    run began. Without that last bound a run under steady traffic never went idle and read
+    until ``max_messages`` (minutes, in one transaction: nothing visible meanwhile, and the
+    next runs waiting on the writer's pool; found by the soak, issue #9). Tansu's
+    watermarks are lower bounds (docs/messages.md), so reaching them is certain, and what
+    arrives later is the next run's.
     """
 
     def __init__(self, consumer_conf: dict, topic: str, start: dict[int, int],
                  max_messages: int, idle_s: float, chunk: int = CHUNK, table: str | None = None,
                  prepare: Callable[[duckdb.DuckDBPyConnection, str, int], Prepared] | None
-                 = None) -> None:
+                 = None, gap_wait_s: float = 2.0,
+                 stop_at: dict[int, int] | None = None) -> None:
         super().__init__(name=f"ingest-reader-{topic}", daemon=True)
         self.conf, self.topic, self.start_at = consumer_conf, topic, start
         self.max_messages, self.idle_s, self.chunk = max_messages, idle_s, chunk
@@ -318,6 +326,15 @@ class ChunkReader(threading.Thread):
         self.stop_reading = threading.Event()
         self.local: duckdb.DuckDBPyConnection | None = None
         self.seq = 0
+        # per partition, the next offset this reader will hand over; with ``stop_at`` (the
+        # topic's watermarks when the run began) reading ends once every partition got there
+        self.position = {p: o for p, o in start.items() if o >= 0}
+        self.stop_at = stop_at or {}
+        # re-reads from a gap in a partition's offsets (the embedded broker's produce/fetch
+        # race): the stored offsets are where each partition must continue
+        self.gaps = GapGuard(gap_wait_s) if gap_wait_s > 0 else None
+        if self.gaps is not None:
+            self.gaps.expected.update({(topic, p): o for p, o in start.items() if o >= 0})
 
     def run(self) -> None:
         try:
@@ -342,11 +359,20 @@ class ChunkReader(threading.Thread):
             last = time.monotonic()
             while (total + len(pending) < self.max_messages
                    and time.monotonic() - last < self.idle_s
-                   and not self.stop_reading.is_set()):
+                   and not self.stop_reading.is_set()
+                   and not self.reached_stop()):
                 want = min(CONSUME_BATCH, self.max_messages - total - len(pending))
-                for msg in c.consume(want, timeout=0.2):
+                msgs = c.consume(want, timeout=0.2)
+                if self.gaps is not None:
+                    msgs, rewind = self.gaps.split(msgs)
+                    for (t, p), o in rewind.items():
+                        c.seek(TopicPartition(t, p, o))
+                    if rewind:
+                        time.sleep(REFETCH_PAUSE_S)
+                for msg in msgs:
                     if msg.error() is None:
                         pending.append(msg)
+                        self.position[msg.partition()] = msg.offset() + 1
                         last = time.monotonic()
                     elif msg.error().code() != KafkaError._PARTITION_EOF:
                         raise RuntimeError(f"reading {self.topic}: {msg.error()}")
@@ -359,6 +385,11 @@ class ChunkReader(threading.Thread):
                 self._hand_over(pending)
         finally:
             c.close()
+
+    def reached_stop(self) -> bool:
+        """Every partition in ``stop_at`` read up to it (False without ``stop_at``)."""
+        return bool(self.stop_at) and all(self.position.get(p, 0) >= mark
+                                          for p, mark in self.stop_at.items())
 
     def _hand_over(self, msgs: list) -> None:
         batch = pa.table({
@@ -399,6 +430,8 @@ def ingest_topic(
     idle_s: float = 1.0,
     before_commit: Callable[[], None] | None = None,
     chunk: int = CHUNK,
+    gap_wait_s: float = 2.0,
+    stop_at: dict[int, int] | None = None,
 ) -> IngestResult:
     db = as_warehouse(con)
     ensure_schema(db)
@@ -408,7 +441,7 @@ def ingest_topic(
     try:
         db.lock_writers()  # PostgreSQL: one writer at a time, like DuckDB (backend.py)
         reader = ChunkReader(consumer_conf, topic, stored_offsets(db, topic), max_messages,
-                             idle_s, chunk, table, db.prepare)
+                             idle_s, chunk, table, db.prepare, gap_wait_s, stop_at)
         reader.start()
         for part in reader:  # parsed on the reader's thread: rows ready to stage
             result.messages += part.messages
@@ -423,6 +456,9 @@ def ingest_topic(
                     "SELECT count(*) FROM ingest_rejects WHERE topic = ?", [topic]) - before
             for p, o in part.offsets.items():
                 result.offsets[p] = max(result.offsets.get(p, 0), o)
+        if reader.gaps is not None:
+            result.gaps_refetched, result.gaps_skipped = (reader.gaps.refetched,
+                                                          reader.gaps.skipped)
         if not result.messages:
             db.rollback()
             return result

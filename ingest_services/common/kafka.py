@@ -8,6 +8,8 @@ committed offsets, idempotent producers with ``acks=all``. Every client's securi
 
 from __future__ import annotations
 
+import logging
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -82,9 +84,19 @@ def consumer_config(s: Settings, group_id: str, client_id: str) -> dict:
     }
 
 
+# librdkafka's own log lines (one per failed connect attempt, every 50 ms) would bury a
+# CLI's one-line error when the broker is down: readers log through Python logging instead,
+# where only critical lines pass; they report their own errors (from consume, list_topics).
+QUIET_CLIENT_LOG = logging.getLogger("helios.librdkafka.reader")
+QUIET_CLIENT_LOG.setLevel(logging.CRITICAL)
+QUIET_CLIENT_LOG.propagate = False
+
+
 def reader_config(s: Settings, client_id: str) -> dict:
-    """A group-less reader (audit, tests): assigns partitions itself and commits nothing."""
+    """A group-less reader (audit, ingest, tests): assigns partitions itself and commits
+    nothing; its client's own log lines are quieted (QUIET_CLIENT_LOG)."""
     return {
+        "logger": QUIET_CLIENT_LOG,
         "bootstrap.servers": s.kafka_bootstrap,
         "group.id": f"{client_id}-reader",  # required by the client, never used to commit
         "client.id": client_id,

@@ -18,12 +18,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from prometheus_client import Counter, Gauge, Histogram
 
 from ingest_services.common.kafka import consumer_config, producer_config
 from ingest_services.common.metrics import PUBLISH_ERRORS
-from ingest_services.common.transactions import Transactions, transactional_id
+from ingest_services.common.offset_gaps import REFETCH_PAUSE_S, GapGuard, gap_wait_s
+from ingest_services.common.transactions import Transactions, next_offsets, transactional_id
 from ingest_services.contracts import messages as m
 from ingest_services.settings import KafkaSettings as Settings
 
@@ -37,6 +45,11 @@ BATCH_SIZE = Histogram(
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000),
 )
 BATCH_SECONDS = Histogram("helios_batch_duration_seconds", "Batch wall time", ["service"])
+OFFSET_GAPS = Counter(
+    "helios_offset_gaps_total",
+    "Gaps in a partition's offsets the consumer was handed, by how each ended: refetched "
+    "(the records came on a re-read) or skipped (accepted after HELIOS_KAFKA_GAP_WAIT_MS)",
+    ["service", "outcome"])
 LAG = Gauge("helios_consumer_lag", "Consumer lag reported by the client", ["service", "partition"])
 
 # How long a produce may keep failing with BufferError (librdkafka's local queue full)
@@ -119,9 +132,31 @@ class StreamWorker:
         self.txn = Transactions(self.producer, self.consumer, service) if tid else None
         self.transactional_id = tid
         self._failed: list[str] = []
+        wait = gap_wait_s(settings)
+        self.gaps = (GapGuard(wait, on_gap=lambda how: OFFSET_GAPS.labels(service, how).inc())
+                     if wait > 0 else None)
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _on_assign(self, _consumer: Consumer, parts: list[TopicPartition]) -> None:
+        if self.gaps is not None:
+            self.gaps.forget([(p.topic, p.partition) for p in parts])
+        self.ready.set()
+
+    def _on_revoke(self, _consumer: Consumer, parts: list[TopicPartition]) -> None:
+        if self.gaps is not None:
+            self.gaps.forget([(p.topic, p.partition) for p in parts])
+
+    def _seek(self, rewind: dict[tuple[str, int], int]) -> None:
+        time.sleep(REFETCH_PAUSE_S)
+        for (topic, partition), offset in rewind.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # revoked meanwhile: its new owner starts there
+                log.info("seek back skipped", extra={"service": self.service,
+                                                     "partition": partition,
+                                                     "error": str(exc)})
 
     def _on_stats(self, raw: str) -> None:
         stats = orjson.loads(raw)
@@ -140,9 +175,8 @@ class StreamWorker:
             self.txn.init()
             log.info("transactions on", extra={"service": self.service,
                                                "transactional_id": self.transactional_id})
-        self.consumer.subscribe(
-            [self.source_topic], on_assign=lambda c, p: self.ready.set()
-        )
+        self.consumer.subscribe([self.source_topic], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
         log.info("consuming", extra={"service": self.service, "topic": self.source_topic})
         try:
             # consume() waits until the batch is full or the timeout passes: a long timeout
@@ -151,8 +185,13 @@ class StreamWorker:
             wait = self.s.batch_wait_ms / 1000
             while not self._stop.is_set():
                 batch = self.consumer.consume(self.batch_size, timeout=wait)
+                rewind: dict[tuple[str, int], int] = {}
+                if batch and self.gaps is not None:
+                    batch, rewind = self.gaps.split(batch)
                 if batch:
                     self._process(batch)
+                if rewind:  # after the commit of what came before each gap
+                    self._seek(rewind)
         finally:
             self.producer.flush(10)
             self.consumer.close()
@@ -201,7 +240,7 @@ class StreamWorker:
             raise DeliveryError(
                 f"{remaining} records unacknowledged, failures: {self._failed[:3]}"
             )
-        self.consumer.commit(offsets=_next_offsets(consumed), asynchronous=False)
+        self.consumer.commit(offsets=next_offsets(consumed), asynchronous=False)
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
 
     def _count(self, per_topic: dict[str, int]) -> None:
@@ -231,10 +270,3 @@ class StreamWorker:
                     ) from None
                 self.producer.poll(PRODUCE_POLL_S)
 
-
-def _next_offsets(msgs: Sequence[Message]) -> list[TopicPartition]:
-    top: dict[tuple[str, int], int] = {}
-    for msg in msgs:
-        key = (msg.topic(), msg.partition())
-        top[key] = max(top.get(key, -1), msg.offset())
-    return [TopicPartition(t, p, o + 1) for (t, p), o in top.items()]

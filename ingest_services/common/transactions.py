@@ -120,16 +120,12 @@ class Transactions:
     def init(self) -> None:
         """Register the transactional id (fences an older producer with the same id);
         retriable errors (coordinator not ready yet) are retried, bounded."""
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                self.producer.init_transactions(self.timeout_s)
-                return
-            except KafkaException as exc:
-                err = _error(exc)
-                if err is None or not err.retriable() or attempt == self.max_attempts:
-                    raise TransactionError(f"{self.service}: init_transactions failed: "
-                                           f"{exc}") from exc
-                self._backoff(attempt)
+        try:
+            self._retried(lambda: self.producer.init_transactions(self.timeout_s),
+                          "init_transactions")
+        except KafkaException as exc:
+            raise TransactionError(f"{self.service}: init_transactions failed: {exc}"
+                                   ) from exc
 
     def commit_batch(self, records: Sequence[Any], consumed: Sequence[Position],
                      produce: Callable[[Any], None]) -> bool:
@@ -174,16 +170,22 @@ class Transactions:
         self.producer = self.consumer = None  # type: ignore[assignment]
 
     def _commit(self) -> None:
+        # retriable: the outcome is unknown, committing again is the documented fix
+        self._retried(lambda: self.producer.commit_transaction(self.timeout_s),
+                      "transaction commit")
+
+    def _retried(self, call: Callable[[], None], what: str) -> None:
+        """``call`` again after a retriable error, at most ``max_attempts`` times in all,
+        backing off between; anything else (or the last failure) is raised."""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                self.producer.commit_transaction(self.timeout_s)
+                call()
                 return
             except KafkaException as exc:
                 err = _error(exc)
-                # retriable: the outcome is unknown, committing again is the documented fix
                 if err is None or not err.retriable() or attempt == self.max_attempts:
                     raise
-                log.warning("transaction commit retried", extra={
+                log.warning(f"{what} retried", extra={
                     "service": self.service, "attempt": attempt, "error": str(exc)})
                 self._backoff(attempt)
 

@@ -326,6 +326,12 @@ def test_outcome_sensor_requests_runs_only_when_the_topic_moves(settings, exampl
     behind_queue, _ = tick(cursor)
     assert isinstance(behind_queue, dg.SkipReason) and queued.run_id in behind_queue.skip_message
     instance.report_run_canceled(queued)
+    running = instance.add_run(dg.DagsterRun(  # one ingest at a time: a running one too
+        job_name="ingest_outcomes", run_id=uuid.uuid4().hex,
+        status=dg.DagsterRunStatus.STARTED))
+    behind_run, _ = tick(cursor)
+    assert isinstance(behind_run, dg.SkipReason) and running.run_id in behind_run.skip_message
+    instance.report_run_failed(running)
     second, _ = tick(cursor)
     assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
 

@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from helios_pipeline.stack.servers import wait_for
+from helios_pipeline.warehouse.duckdb_file import connect_waiting
 from tests.integration.test_stack_e2e import Stack, helios
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -286,17 +287,7 @@ def _steps(instance, run_id: str) -> tuple[set[str], set[str]]:
 def _table_counts(path: str) -> dict[str, tuple[int, int]]:
     """(rows, distinct (rid, imp_id)) per raw table and ``outcomes``, read-only (a Dagster
     run may hold the DuckDB file's lock for a moment: retried)."""
-    import duckdb
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            con = duckdb.connect(path, read_only=True)
-            break
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    con = connect_waiting(path, read_only=True, wait_s=30)
     try:
         return {t: tuple(con.execute(
             f"SELECT count(*), count(DISTINCT (rid, imp_id)) FROM {t}").fetchall()[0])
