@@ -219,3 +219,28 @@ def test_pods_get_the_process_env_helios_up_gives_its_children():
         "DAGSTER_CLI_API_GRPC_LOG_FORMAT"]
     args = DEPLOYMENT["codeServerArgs"]
     assert args[args.index("--log-format") + 1] == child["DAGSTER_CLI_CODE_SERVER_START_LOG_FORMAT"]
+
+
+@pytest.mark.parametrize("values_set", ["secured", "everything"])
+def test_the_dagster_pods_mount_every_kafka_file_helios_config_points_at(values_set):
+    """The code server and the run pods read helios-config, so with TLS Kafka its
+    HELIOS_KAFKA_SSL_*_LOCATION paths must exist in them too (else the sensor and every
+    ingest run fail to connect): each lies under a read-only mount of an optional Secret
+    volume (a PLAINTEXT deployment needs no such Secret)."""
+    from tests.deploy.conftest import VALUE_SETS
+
+    objs = documents(render(VALUE_SETS[values_set]))
+    [cfg] = [o["data"] for o in of_kind(objs, "ConfigMap")
+             if o["metadata"]["name"].endswith("-config")]
+    paths = [v for k, v in cfg.items()
+             if k.startswith("HELIOS_KAFKA_SSL_") and k.endswith("_LOCATION") and v]
+    assert paths  # this value set does use TLS files
+    for who, spec in (("code server", DEPLOYMENT), ("run pods", LAUNCHER)):
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for path in paths:
+            [mount] = [m for m in spec["volumeMounts"]
+                       if path.startswith(m["mountPath"].rstrip("/") + "/")] or [None]
+            assert mount is not None, f"{who}: nothing mounted at {path}"
+            assert mount.get("readOnly") is True, (who, path)
+            secret = volumes[mount["name"]].get("secret")
+            assert secret is not None and secret.get("optional") is True, (who, path)
