@@ -66,5 +66,7 @@ def serving_snapshot(warehouse: DuckDBWarehouse, paths: PathsResource) -> dg.Mat
         "dagster/row_count": pub.rows,
         "as_of": pub.as_of or "no data",
         "publish_seconds": round(pub.seconds, 3),
+        "publish_mode": pub.mode,  # full | patched | unchanged (serving/snapshot.py)
+        "tail_rows": pub.tail_rows,
         "path": dg.MetadataValue.path(str(pub.path)),
     }, data_version=dg.DataVersion(f"{pub.rows}:{pub.as_of or ''}"))

@@ -23,21 +23,25 @@ What is in it:
   dimensions answer from a few thousand rows instead of a scan;
 * ``meta``: one row: ``as_of`` (newest ``decided_at``), ``published_at`` and ``rows``.
 
-Publishing copies the table, so its cost grows with history: fine for the embedded default
-(about 1 s per million rows here); past one machine the serving store is PostgreSQL (#8).
-From a PostgreSQL warehouse the same file is written: its rows are read over ``COPY`` first.
+A whole publish copies the table (and formats every story), so its cost grows with history:
+184–284 s at 10 M rows on this project's 2-core machine (bench/README.md). So a publish
+normally patches a copy of the previous file instead (:func:`publish`): its cost follows the
+rows changed since, plus one file copy. From a PostgreSQL warehouse the same file is written:
+the rows it needs (all, or the changed tail) are read over ``COPY`` first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from helios_pipeline.warehouse.backend import Warehouse
+from helios_pipeline.warehouse.backend import Warehouse, as_warehouse
 
 CUBE_DIMS = ("day", "hour", "site_domain", "segment", "media", "enriched", "outcome",
              "loss_reason")
@@ -62,14 +66,13 @@ _TIMES = ("received_at", "decided_at")  # in ``stories.row`` as epoch_us (api qu
 _SUMS = "sum(n) AS n, sum(bid_sum) AS bid_sum, sum(clearing_sum) AS clearing_sum, " \
         "sum(won_bid_sum) AS won_bid_sum, sum(floor_passes) AS floor_passes"
 
-_OUTCOMES = """
-    CREATE TABLE snap.outcomes AS
+_OUTCOMES_SELECT = """
     SELECT o.*, r.user_id
-    FROM outcomes o LEFT JOIN bid_requests r USING (rid, imp_id)
+    FROM (SELECT * FROM outcomes{where}) o
+    LEFT JOIN (SELECT rid, imp_id, user_id FROM bid_requests{where}) r USING (rid, imp_id)
     ORDER BY o.rid, o.imp_id"""
 
-_CUBE = """
-    CREATE TABLE snap.cube AS
+_CUBE_SELECT = """
     SELECT day, CAST(extract(hour FROM received_at AT TIME ZONE 'UTC') AS INTEGER) AS hour,
            site_domain, segment, media, enriched, outcome, loss_reason,
            count(*) AS n,
@@ -78,16 +81,33 @@ _CUBE = """
            coalesce(sum(bid_price_usd) FILTER (WHERE outcome = 'won'), 0) AS won_bid_sum,
            count(*) FILTER (WHERE outcome IN ('won', 'lost')
                             AND bid_price_usd >= coalesce(floor_usd, 0)) AS floor_passes
-    FROM snap.outcomes
+    FROM snap.outcomes{where}
     GROUP BY ALL"""
 
-
-_STORIES = f"""
-    CREATE TABLE snap.stories AS
+# a plain scan keeps the table's (rid, imp_id) order, so stories' row ids are outcomes'
+_STORIES_SELECT = f"""
     SELECT rid, json_array({", ".join(
         f"epoch_us({c})" if c in _TIMES else c
         for c in STORY_COLUMNS)}) AS row
-    FROM snap.outcomes"""  # a plain scan keeps the table's (rid, imp_id) order
+    FROM snap.outcomes{{where}}"""
+
+# Bump when a snapshot table changes shape in a way the fingerprint below cannot see: a
+# snapshot of another layout is rebuilt whole, never patched.
+LAYOUT_VERSION = 1
+# After this many publishes that patched the previous file, the next one rewrites it whole
+# (a patched file keeps some space of the rows it replaced), and whenever the rows to
+# re-copy are more than this share of all rows (patching would save little).
+FULL_EVERY = 50
+MAX_TAIL_SHARE = 0.2
+
+
+def layout() -> str:
+    """Fingerprint of the snapshot's shape: its tables' columns and grouping."""
+    from helios_pipeline.warehouse import tables
+
+    shape = (LAYOUT_VERSION, STORY_COLUMNS, CUBE_DIMS, sorted(ROLLUPS.items()),
+             ROW_GROUP_SIZE, [c[0] for c in tables.columns(tables.OutcomeRow)])
+    return hashlib.sha1(repr(shape).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -96,52 +116,178 @@ class Published:
     rows: int
     as_of: str | None
     seconds: float
+    mode: str = "full"  # full | patched | unchanged
+    tail_rows: int = 0  # rows re-copied by a patch
 
 
 def publish(con: duckdb.DuckDBPyConnection | Warehouse, path: Path) -> Published:
-    """Write a snapshot of the warehouse behind ``con`` to ``path``, atomically. On a
-    PostgreSQL warehouse, ``outcomes`` and the requests' user ids are first copied into the
-    connection's local DuckDB (backend.py ``to_local``), which then writes the same file."""
+    """Write a snapshot of the warehouse behind ``con`` to ``path``, atomically.
+
+    The previous snapshot is patched when it can be: the ingest logs, in its own
+    transactions, the rid ranges whose ``outcomes`` rows it changed (``serving_changes``);
+    since rids grow with time, everything from the lowest logged rid on is the tail. A copy
+    of the previous file gets its tail rows, stories, and the cube's days from that rid on
+    replaced, then is renamed into place: the cost follows the new rows, not the history.
+    A whole rewrite when there is no previous snapshot, its layout differs, the tail is
+    large, every ``FULL_EVERY`` patches, or when a patched copy does not hold exactly the
+    warehouse's row count with stories aligned to outcomes (a change made without the log,
+    e.g. a bulk load). On a PostgreSQL warehouse, the rows to copy (all, or the tail) are
+    first copied into the connection's local DuckDB (backend.py ``to_local``)."""
     t0 = time.perf_counter()
-    if isinstance(con, Warehouse):
-        if con.dialect != "duckdb":
-            con.to_local("outcomes")
-            con.to_local("bid_requests", columns=("rid", "imp_id", "user_id"))
-        con = con.local
+    db = as_warehouse(con)
     path.parent.mkdir(parents=True, exist_ok=True)
+    has = {t for t in ("outcomes", "bid_requests", "serving_changes") if db.has_table(t)}
+    changes = (db.execute("SELECT lo_rid, hi_rid, changed_at FROM serving_changes")
+               if "serving_changes" in has else None)
+    total = db.scalar("SELECT count(*) FROM outcomes") if "outcomes" in has else 0
+    prev = _previous(path)
+    pub = None
+    if prev is not None and changes is not None and {"outcomes", "bid_requests"} <= has:
+        lo = min((c[0] for c in changes), default=None)
+        if lo is None and prev["rows"] == total:
+            pub = Published(path, prev["rows"], prev["as_of"], time.perf_counter() - t0,
+                            "unchanged")
+        elif lo is not None and prev["patches"] < FULL_EVERY:
+            tail = db.scalar("SELECT count(*) FROM outcomes WHERE rid >= ?", [lo])
+            if tail <= MAX_TAIL_SHARE * total:
+                pub = _patch(db, path, lo, total, prev["patches"] + 1, t0)
+    if pub is None:
+        pub = _write_whole(db, path, has, t0)
+    if changes:  # applied (a whole rewrite includes them): exactly the rows read
+        db.executemany("DELETE FROM serving_changes WHERE lo_rid = ? AND hi_rid = ? "
+                       "AND changed_at = ?", changes)
+    return pub
+
+
+def _previous(path: Path) -> dict | None:
+    """The current snapshot's meta, if it is there and of this layout."""
+    if not path.exists():
+        return None
+    try:
+        # attached in a fresh in-memory database: duckdb.connect(path) could hand back a
+        # cached instance of the file this path named before the last rename (same process)
+        with duckdb.connect() as snap:
+            snap.execute(f"ATTACH '{path}' AS prev (READ_ONLY)")
+            cols = {r[0] for r in snap.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_catalog = 'prev' AND table_name = 'meta'").fetchall()}
+            if not {"layout", "patches"} <= cols:
+                return None
+            rows, as_of, lay, patches = snap.execute(
+                f"SELECT rows, {_AS_OF}, layout, patches FROM prev.meta").fetchall()[0]
+    except duckdb.Error:
+        return None
+    return None if lay != layout() else {"rows": rows, "as_of": as_of, "patches": patches}
+
+
+_AS_OF = "strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ')"
+
+
+def _meta(con: duckdb.DuckDBPyConnection, patches: int) -> tuple[int, str | None]:
+    con.execute(
+        "CREATE OR REPLACE TABLE snap.meta AS SELECT max(decided_at) AS as_of, "
+        "now() AS published_at, count(*) AS rows, ? AS layout, ? AS patches "
+        "FROM snap.outcomes", [layout(), patches]).fetchall()
+    rows, as_of = con.execute(f"SELECT rows, {_AS_OF} FROM snap.meta").fetchall()[0]
+    return rows, as_of
+
+
+def _write_whole(db: Warehouse, path: Path, has: set[str], t0: float) -> Published:
+    if db.dialect != "duckdb" and {"outcomes", "bid_requests"} <= has:
+        db.to_local("outcomes")
+        db.to_local("bid_requests", columns=("rid", "imp_id", "user_id"))
+    con = db.local
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     # Small row groups: a story reads one (27 columns of 16 k rows, not 123 k): 8.7 → 3.8 ms
     # per lookup at 1 M rows, and the filtered first page 18.8 → 6.1 ms (measured).
     con.execute(f"ATTACH '{tmp}' AS snap (ROW_GROUP_SIZE {ROW_GROUP_SIZE})").fetchall()
     try:
-        has = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_catalog = "
-            "current_database()").fetchall()}
-        if "outcomes" in has and "bid_requests" in has:
-            con.execute(_OUTCOMES).fetchall()
+        if {"outcomes", "bid_requests"} <= has:
+            con.execute("CREATE TABLE snap.outcomes AS " + _OUTCOMES_SELECT.format(where="")
+                        ).fetchall()
         else:  # nothing ingested yet: an empty snapshot, so readers see an empty state
             from helios_pipeline.warehouse import tables
 
             con.execute(tables.ddl(tables.OutcomeRow, name="snap.outcomes", key=False)
                         ).fetchall()
             con.execute("ALTER TABLE snap.outcomes ADD COLUMN user_id VARCHAR").fetchall()
-        con.execute(_STORIES).fetchall()
-        con.execute(_CUBE).fetchall()
+        con.execute("CREATE TABLE snap.stories AS " + _STORIES_SELECT.format(where="")
+                    ).fetchall()
+        con.execute("CREATE TABLE snap.cube AS " + _CUBE_SELECT.format(where="")).fetchall()
         for name, dims in ROLLUPS.items():
             cols = ", ".join(dims)
             con.execute(f"CREATE TABLE snap.{name} AS SELECT {cols}, {_SUMS} FROM snap.cube "
                         f"GROUP BY {cols}").fetchall()
-        con.execute(
-            "CREATE TABLE snap.meta AS SELECT max(decided_at) AS as_of, now() AS published_at, "
-            "count(*) AS rows FROM snap.outcomes").fetchall()
-        rows, as_of = con.execute(
-            "SELECT rows, strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ') "
-            "FROM snap.meta").fetchall()[0]
+        rows, as_of = _meta(con, 0)
     except BaseException:
         con.execute("DETACH snap").fetchall()
         tmp.unlink(missing_ok=True)
         raise
     con.execute("DETACH snap").fetchall()
     os.replace(tmp, path)
-    return Published(path, rows, as_of, time.perf_counter() - t0)
+    return Published(path, rows, as_of, time.perf_counter() - t0, "full")
+
+
+def _patch(db: Warehouse, path: Path, lo: str, total: int, patches: int,
+           t0: float) -> Published | None:
+    """Copy the current snapshot, replace its rows from rid ``lo`` on; None if the copy
+    does not come out whole (the caller then rewrites it)."""
+    where = " WHERE rid >= '" + lo.replace("'", "''") + "'"
+    if db.dialect != "duckdb":
+        db.to_local("outcomes", where=where.removeprefix(" WHERE "))
+        db.to_local("bid_requests", where=where.removeprefix(" WHERE "),
+                    columns=("rid", "imp_id", "user_id"))
+    con = db.local
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    shutil.copyfile(path, tmp)
+    con.execute(f"ATTACH '{tmp}' AS snap").fetchall()
+    ok = False
+    try:
+        # the days whose cube rows change: those of the rows replaced and of their successors
+        first_day = con.execute(f"SELECT min(day) FROM snap.outcomes{where}").fetchall()[0][0]
+        con.execute(f"DELETE FROM snap.stories{where}").fetchall()
+        con.execute(f"DELETE FROM snap.outcomes{where}").fetchall()
+        tail = con.execute("INSERT INTO snap.outcomes " + _OUTCOMES_SELECT.format(where=where)
+                           ).fetchall()[0][0]
+        con.execute("INSERT INTO snap.stories " + _STORIES_SELECT.format(where=where)
+                    ).fetchall()
+        new_day = con.execute(f"SELECT min(day) FROM snap.outcomes{where}").fetchall()[0][0]
+        days = [d for d in (first_day, new_day) if d is not None]
+        if days:
+            since = f" WHERE day >= DATE '{min(days)}' OR day IS NULL"
+            con.execute(f"DELETE FROM snap.cube{since}").fetchall()
+            con.execute("INSERT INTO snap.cube " + _CUBE_SELECT.format(where=since)).fetchall()
+            for name, dims in ROLLUPS.items():
+                cols = ", ".join(dims)
+                con.execute(f"DELETE FROM snap.{name}{since}").fetchall()
+                con.execute(f"INSERT INTO snap.{name} SELECT {cols}, {_SUMS} FROM snap.cube"
+                            f"{since} GROUP BY {cols}").fetchall()
+        rows, as_of = _meta(con, patches)
+        ok = rows == total
+    finally:
+        con.execute("DETACH snap").fetchall()
+        if not ok:
+            tmp.unlink(missing_ok=True)
+    if not ok or not _aligned(tmp, where):
+        tmp.unlink(missing_ok=True)
+        return None
+    os.replace(tmp, path)
+    return Published(path, rows, as_of, time.perf_counter() - t0, "patched", tail)
+
+
+def _aligned(path: Path, where: str) -> bool:
+    """``stories`` row ids still name the same rows as ``outcomes``' (the API's page reads
+    both by row id): same count, same last row id, and the replaced rows pair up."""
+    with duckdb.connect() as snap:
+        snap.execute(f"ATTACH '{path}' AS p (READ_ONLY)")
+        snap.execute("USE p")
+        counts = [snap.execute(f"SELECT count(*), max(rowid) FROM {t}").fetchall()[0]
+                  for t in ("outcomes", "stories")]
+        if counts[0] != counts[1]:
+            return False
+        bad = snap.execute(
+            f"SELECT count(*) FROM (SELECT rowid AS i, rid FROM outcomes{where}) o "
+            "LEFT JOIN stories s ON s.rowid = o.i WHERE s.rid IS DISTINCT FROM o.rid"
+        ).fetchall()[0][0]
+    return bad == 0

@@ -51,6 +51,10 @@ COLUMNS: dict[str, str] = {
     "offset": "offset of the rejected message",
     "reason": "why the message could not become rows",
     "rejected_at": "when it was rejected (UTC)",
+    # serving_changes: what the serving snapshot's next publish re-copies
+    "lo_rid": "lowest rid whose outcomes row an ingest batch changed ('' = every row)",
+    "hi_rid": "highest rid whose outcomes row that batch changed",
+    "changed_at": "when the batch committed (UTC)",
     # daily_stats (sum the counts and recompute the rates; never average rates)
     "day": "UTC day",
     "hour": "UTC hour of day, 0-23",

@@ -85,6 +85,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection | Warehouse) -> None:
                 db.execute(index)
         db.ddl(tables.IngestOffset)
         db.ddl(tables.IngestReject)
+        db.ddl(tables.ServingChange)
         db.commit()
     except BaseException:
         db.rollback()
@@ -123,6 +124,8 @@ def rebuild_outcomes(con: duckdb.DuckDBPyConnection | Warehouse) -> int:
                        "(SELECT 1 FROM settled_keys s WHERE s.rid = r.rid AND "
                        "s.imp_id = r.imp_id)")
         db.execute("DROP TABLE settled_keys")
+        db.ddl(tables.ServingChange)  # every row may have changed: the next publish is whole
+        db.execute("INSERT INTO serving_changes (lo_rid, hi_rid) VALUES ('', '')")
         db.commit()
     except BaseException:
         db.rollback()
@@ -490,6 +493,9 @@ def _write(db: Warehouse, table: str, part: Chunk) -> int:
         inserted, new = insert_new_rows(db, table, "ingest_chunk", part.bounds)
         if inserted:
             refresh_outcomes(db, table, new)
+            if part.bounds is not None:  # what the next serving publish must re-copy
+                db.execute("INSERT INTO serving_changes (lo_rid, hi_rid) VALUES (?, ?)",
+                           list(part.bounds))
     finally:
         db.unstage("ingest_chunk")
     return inserted

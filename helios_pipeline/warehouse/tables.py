@@ -121,6 +121,18 @@ class IngestReject(Table, kw_only=True):
     rejected_at: datetime
 
 
+class ServingChange(Table, kw_only=True):
+    """A rid range whose ``outcomes`` rows an ingest batch changed, written in the batch's
+    transaction. The serving snapshot's publish re-copies the rows from the lowest such
+    rid on and then deletes the ranges it applied (serving/snapshot.py)."""
+
+    __table__ = "serving_changes"
+    __defaults__ = {"changed_at": "now()"}
+    lo_rid: str
+    hi_rid: str
+    changed_at: datetime
+
+
 # --- What analysts and the API read --------------------------------------------------------------
 
 
@@ -202,8 +214,8 @@ class UserProfileRow(Table, kw_only=True):
 
 
 TABLES: dict[str, type[Table]] = {t.__table__: t for t in (
-    BidRequestRow, BidResponseRow, AuctionOutcomeRow, IngestOffset, IngestReject, OutcomeRow,
-    DailyStatsRow, UserProfileRow)}
+    BidRequestRow, BidResponseRow, AuctionOutcomeRow, IngestOffset, IngestReject, ServingChange,
+    OutcomeRow, DailyStatsRow, UserProfileRow)}
 RAW = {t.__table__: t for t in (BidRequestRow, BidResponseRow, AuctionOutcomeRow)}
 
 _SQL = {

@@ -63,6 +63,11 @@ def test_a_run_under_steady_traffic_ends_at_its_starting_watermarks(settings, tm
         after_first = stored_offsets(db, topic)
         assert all(after_first.get(p, 0) >= m for p, m in marks.items())
         assert first.inserted == first.messages >= sum(marks.values())
+        # the rid range it changed is logged for the serving snapshot's next patch (besides
+        # the ('', '') of the new warehouse's first build of outcomes: "everything")
+        lo, hi = db.execute("SELECT min(lo_rid), max(hi_rid) FROM serving_changes "
+                            "WHERE lo_rid <> ''")[0]
+        assert (lo, hi) == db.execute("SELECT min(rid), max(rid) FROM outcomes")[0]
         stop.set()
         writer.join(30)
         second = ingest_topic(db, kafka.reader_conf("bounds"), topic, "auction_outcomes",

@@ -1,0 +1,128 @@
+"""The serving snapshot patched in place of a rewrite (serving/snapshot.py) equals a rewrite.
+
+A warehouse of 60,000 time-ordered outcome rows (bulk-loaded with SQL, like the ingest's
+rids they grow with time) is published whole; then an "ingest" adds rows, changes some
+recent ones and logs the rid range in ``serving_changes``, as ``ingest_topic`` does. The
+next publish must patch the previous file (re-copy only the tail) and come out equal, table
+by table, to a snapshot written whole from the same warehouse, with ``stories`` row ids
+still pairing with ``outcomes``' (the API's page reads both by row id). The fallbacks are
+checked too: nothing logged → unchanged; rows added without the log → a whole rewrite; a
+snapshot of another layout → a whole rewrite; the applied log rows are gone afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from helios_pipeline.serving.snapshot import ROLLUPS, publish
+from helios_pipeline.warehouse import tables
+from tests.integration.test_api import BULK
+
+pytestmark = pytest.mark.integration
+
+N = 60_000
+# the API tests' bulk rows, with time-ordered rids (as the gateway makes them)
+ORDERED = BULK.replace("md5(i::VARCHAR)", "printf('%016d', i)").replace(
+    "FROM range(?) t(i)", "FROM range(?, ?) t(i)")
+REQUESTS = ("INSERT INTO bid_requests (rid, imp_id, received_at, user_id) "
+            "SELECT rid, imp_id, received_at, 'u' || (hash(rid) % 500) FROM outcomes "
+            "WHERE rid >= printf('%016d', ?)")
+
+
+def rid(i: int) -> str:
+    return f"{i:016d}"
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    for row in (tables.OutcomeRow, tables.BidRequestRow, tables.ServingChange):
+        con.execute(tables.ddl(row, key=False)).fetchall()
+    con.execute(ORDERED, [0, N]).fetchall()
+    con.execute(REQUESTS, [0]).fetchall()
+    yield con
+    con.close()
+
+
+def ingest_like(con: duckdb.DuckDBPyConnection, first: int, new: int, changed: int) -> None:
+    """``new`` rows after ``first``, ``changed`` rows before it updated, the range logged."""
+    con.execute(ORDERED, [first, first + new]).fetchall()
+    con.execute(REQUESTS, [first]).fetchall()
+    con.execute("UPDATE outcomes SET outcome = 'won', clearing_price_usd = 1.25, "
+                "loss_reason = NULL WHERE rid >= ? AND rid < ?",
+                [rid(first - changed), rid(first)]).fetchall()
+    con.execute("INSERT INTO serving_changes (lo_rid, hi_rid) VALUES (?, ?)",
+                [rid(first - changed), rid(first + new - 1)]).fetchall()
+
+
+def differences(a: Path, b: Path) -> dict[str, int]:
+    """Rows of each snapshot table in one file and not the other (both ways; sums to 1e-6),
+    and in ``a``, story row ids that do not name the same rid as in ``outcomes``."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
+    out = {}
+    for t in ("outcomes", "stories", "cube", *ROLLUPS):
+        cols = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'a' "
+            "AND table_name = ? ORDER BY ordinal_position", [t]).fetchall()]
+        sel = ", ".join(f"round({c}, 6)" if c.endswith("_sum") else c for c in cols)
+        out[t] = con.execute(
+            f"SELECT (SELECT count(*) FROM (SELECT {sel} FROM a.{t} EXCEPT ALL "
+            f"SELECT {sel} FROM b.{t})) + (SELECT count(*) FROM (SELECT {sel} FROM b.{t} "
+            f"EXCEPT ALL SELECT {sel} FROM a.{t}))").fetchall()[0][0]
+    out["misaligned"] = con.execute(
+        "SELECT count(*) FROM a.outcomes o FULL JOIN a.stories s ON o.rowid = s.rowid "
+        "WHERE o.rid IS DISTINCT FROM s.rid").fetchall()[0][0]
+    out["meta"] = int(con.execute("SELECT count(*) FROM (SELECT rows, as_of FROM a.meta "
+                                  "EXCEPT SELECT rows, as_of FROM b.meta)").fetchall()[0][0])
+    con.close()
+    return out
+
+
+ZERO = {t: 0 for t in ("outcomes", "stories", "cube", *ROLLUPS, "misaligned", "meta")}
+
+
+def test_a_patched_snapshot_equals_a_rewrite(warehouse, tmp_path):
+    path, whole = tmp_path / "serving.duckdb", tmp_path / "whole.duckdb"
+    first = publish(warehouse, path)
+    assert first.mode == "full" and first.rows == N
+    stale = tmp_path / "stale.duckdb"
+    shutil.copyfile(path, stale)
+    ingest_like(warehouse, N, new=1_500, changed=400)
+    patched = publish(warehouse, path)
+    assert patched.mode == "patched" and patched.rows == N + 1_500
+    assert patched.tail_rows == 1_900  # the changed rows and the new ones, nothing else
+    assert warehouse.execute("SELECT count(*) FROM serving_changes").fetchall()[0][0] == 0
+    assert publish(warehouse, path).mode == "unchanged"  # nothing logged since
+    assert publish(warehouse, whole).mode == "full"  # no previous file there
+    assert differences(path, whole) == ZERO
+    found = differences(stale, whole)  # the comparison does see what the patch changed
+    assert all(found[t] > 0 for t in ("outcomes", "stories", "cube", *ROLLUPS, "meta"))
+    # again, on a file that was patched already
+    ingest_like(warehouse, N + 1_500, new=700, changed=50)
+    again = publish(warehouse, path)
+    assert again.mode == "patched" and again.tail_rows == 750
+    whole.unlink()
+    publish(warehouse, whole)
+    assert differences(path, whole) == ZERO
+
+
+def test_changes_without_the_log_and_other_layouts_are_rewritten_whole(warehouse, tmp_path):
+    path, whole = tmp_path / "serving.duckdb", tmp_path / "whole.duckdb"
+    publish(warehouse, path)
+    warehouse.execute(ORDERED, [N, N + 100]).fetchall()  # a bulk load: nothing logged
+    assert publish(warehouse, path).mode == "full"
+    publish(warehouse, whole)
+    assert differences(path, whole) == ZERO
+    with duckdb.connect(str(path)) as snap:  # as if written by another version
+        snap.execute("UPDATE meta SET layout = 'older'")
+    ingest_like(warehouse, N + 100, new=10, changed=0)
+    assert publish(warehouse, path).mode == "full"
+    # a large tail (more than MAX_TAIL_SHARE of the rows) is not worth patching
+    ingest_like(warehouse, N + 110, new=30_000, changed=0)
+    assert publish(warehouse, path).mode == "full"
