@@ -48,6 +48,19 @@ def rss_by_process(state: dict, children: bool = False) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(state: dict) -> dict[str, float]:
+    """CPU seconds (user + system) each Helios process has used so far (its own, not its
+    children's): per interval, the share of a core each one took."""
+    out = {}
+    for name, pid in state.get("processes", {}).items():
+        try:
+            t = psutil.Process(pid).cpu_times()
+            out[name] = t.user + t.system
+        except psutil.Error:
+            out[name] = 0.0
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -64,13 +77,19 @@ def main(argv: list[str] | None = None) -> None:
         state = stack.wait_ready(120)
         gateway = state["endpoints"]["gateway_url"]
         rss_start = rss_by_process(state)
+        cpu_start = cpu_before = cpu_seconds(state)
         console.print(f"stack ready in {home}; {args.rate:g} req/s for {args.minutes:g} min")
         traffic = Traffic(10_000, seed=3, corpus=[])
         rows, rss_after_first = [], None
         end = time.monotonic() + args.minutes * 60
         while (left := end - time.monotonic()) > 1:
             seconds = min(args.interval, left)
+            began = time.monotonic()
             rep = asyncio.run(run_load(gateway, args.rate, seconds, traffic))
+            cpu_now = cpu_seconds(state)
+            cpu_pct = {n: round(100 * (cpu_now[n] - cpu_before.get(n, 0))
+                                / (time.monotonic() - began)) for n in cpu_now}
+            cpu_before = cpu_now
             rss = rss_by_process(state)
             rss_after_first = rss_after_first or (rss, time.monotonic())
             rows.append({"at_s": round(args.minutes * 60 - (end - time.monotonic())),
@@ -79,9 +98,11 @@ def main(argv: list[str] | None = None) -> None:
                          **{f"latency_{k}_ms": v for k, v in rep.latency_ms.items()},
                          "rss_total_mib": round(sum(rss.values()), 1),
                          "children_rss_mib": round(sum(rss_by_process(state, True).values()),
-                                                   1)})
+                                                   1),
+                         "cpu_pct_of_a_core": cpu_pct})
             console.print(rows[-1])
         rss_end = rss_by_process(state)
+        cpu_used = {n: round(v - cpu_start.get(n, 0), 1) for n, v in cpu_seconds(state).items()}
         kids_end = rss_by_process(state, children=True)
         hours = max((time.monotonic() - rss_after_first[1]) / 3600, 1e-9)
         audit = subprocess.run([sys.executable, "-m", "helios_pipeline.cli", "audit", "--json",
@@ -97,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
               "intervals": rows, "rss_start_mib": rss_start, "rss_end_mib": rss_end,
               "rss_growth_mib_per_hour_after_warmup": growth,
               "children_rss_end_mib": kids_end,
+              "cpu_seconds": cpu_used,
               "audit": {k: verdict.get(k) for k in ("accepted", "missing", "duplicated", "ok",
                                                      "warehouse")},
               "audit_exit": audit.returncode,
@@ -109,22 +131,26 @@ def main(argv: list[str] | None = None) -> None:
 
     t = Table(title=f"soak: {args.rate:g} req/s for {args.minutes:g} min")
     for col in ("process", "RSS start MiB", "RSS end MiB", "growth MiB/h (after warm-up)",
-                "growth ×24 h", "its children at the end MiB"):
+                "growth ×24 h", "its children at the end MiB", "CPU s"):
         t.add_column(col, justify="right")
     for name in rss_end:
         t.add_row(name, str(rss_start.get(name)), str(rss_end[name]), str(growth[name]),
-                  str(round(growth[name] * 24)), str(kids_end.get(name, 0.0)))
+                  str(round(growth[name] * 24)), str(kids_end.get(name, 0.0)),
+                  str(cpu_used.get(name)))
     console.print(t)
     md = ["| at s | sent | accepted | errors | not sent | req/s | p50 ms | p99 ms "
-          "| RSS of the processes MiB | of what they started MiB |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "| RSS of the processes MiB | of what they started MiB | CPU % of a core: broker "
+          "/ gateway / bidder / auctioneer |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     md += [f"| {r['at_s']} | {r['sent']} | {r['accepted']} | {r['errors']} | {r['not_sent']} | "
            f"{r['achieved_rate']} | {r.get('latency_p50_ms')} | {r.get('latency_p99_ms')} | "
-           f"{r['rss_total_mib']} | {r['children_rss_mib']} |" for r in rows]
+           f"{r['rss_total_mib']} | {r['children_rss_mib']} | "
+           + " / ".join(str(r["cpu_pct_of_a_core"].get(n, "")) for n in
+                        ("broker", "gateway", "bidder", "auctioneer")) + " |" for r in rows]
     md += ["", "| process | RSS start MiB | RSS end MiB | growth MiB/h after warm-up "
-               "| its children at the end MiB |", "|---|---|---|---|---|"]
-    md += [f"| {n} | {rss_start.get(n)} | {rss_end[n]} | {growth[n]} | {kids_end.get(n)} |"
-           for n in rss_end]
+               "| its children at the end MiB | CPU s |", "|---|---|---|---|---|---|"]
+    md += [f"| {n} | {rss_start.get(n)} | {rss_end[n]} | {growth[n]} | {kids_end.get(n)} "
+           f"| {cpu_used.get(n)} |" for n in rss_end]
     md += ["", f"audit: {json.dumps(result['audit'])}, exit {audit.returncode}"]
     out = write_results("soak.md", "")
     out.write_text("\n".join(md) + "\n")
