@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 
-from helios_pipeline.serving.snapshot import ROLLUPS, STORY_COLUMNS
+from helios_pipeline.serving.layout import ROLLUPS, STORY_COLUMNS
 
 ORDERING = {"timestamp": "received_at", "win_price": "clearing_price_usd",
             "bid_price": "bid_price_usd"}

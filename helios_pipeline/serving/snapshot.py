@@ -41,27 +41,16 @@ from pathlib import Path
 
 import duckdb
 
+# the snapshot's shape, shared with the API (which must not import this module's
+# warehouse dependencies: pyarrow and numpy cost the API process ~40 MiB)
+from helios_pipeline.serving.layout import (
+    CUBE_DIMS,
+    ROLLUPS,
+    ROW_GROUP_SIZE,
+    STORY_COLUMNS,
+)
 from helios_pipeline.warehouse.backend import Warehouse, as_warehouse
 
-CUBE_DIMS = ("day", "hour", "site_domain", "segment", "media", "enriched", "outcome",
-             "loss_reason")
-# Smaller roll-ups of the cube: a query uses the smallest one whose dimensions cover its
-# filters and grouping (helios_pipeline/api/queries.py). With a long tail of sites the full
-# cube is nearly as big as the table; these stay at thousands of rows.
-ROLLUPS = {
-    "cube_day": ("day", "segment", "media", "enriched", "outcome", "loss_reason"),
-    "cube_hour": ("day", "hour", "enriched", "outcome"),
-    "cube_site": ("day", "site_domain", "enriched", "outcome", "loss_reason"),
-}
-ROW_GROUP_SIZE = 16_384
-# The columns of a story / outcome answer, in the order of ``stories.row``
-# (helios_pipeline/api/queries.py reads them by position).
-STORY_COLUMNS = (
-    "rid", "imp_id", "request_id", "received_at", "decided_at", "user_id", "site_domain",
-    "app_bundle", "domain", "country", "device_type", "segment", "media", "enriched",
-    "auction_type", "floor_usd", "bid_price_usd", "clearing_price_usd", "outcome",
-    "loss_reason", "nobid_reason", "competitor_price_usd", "crid", "publisher_id", "bidfloor",
-    "bidfloorcur", "profile")
 _TIMES = ("received_at", "decided_at")  # in ``stories.row`` as epoch_us (api queries._iso)
 _SUMS = "sum(n) AS n, sum(bid_sum) AS bid_sum, sum(clearing_sum) AS clearing_sum, " \
         "sum(won_bid_sum) AS won_bid_sum, sum(floor_passes) AS floor_passes"
