@@ -49,32 +49,25 @@ def observe_topics(context: dg.AssetExecutionContext):
     from confluent_kafka import Consumer, TopicPartition
 
     kafka = context.resources.kafka
-    c = Consumer(kafka.reader_conf("dagster-observe"))
-    try:
-        topics = c.list_topics(timeout=10).topics
-        for spec in topic_specs:
-            topic = spec.metadata["topic"]
-            meta = topics.get(topic)
-            if meta is None or meta.error is not None:
-                yield dg.ObserveResult(asset_key=spec.key, metadata={"exists": False})
-                continue
-            parts = [TopicPartition(topic, p) for p in meta.partitions]
-            ends = {tp.partition: c.get_watermark_offsets(tp, timeout=5)[1] for tp in parts}
-            md: dict = {"exists": True, "partitions": len(parts),
-                        "end_offsets": dg.MetadataValue.json({str(k): v for k, v in ends.items()}),
-                        "messages_approx": sum(ends.values()),
-                        "watermarks_exact": "only on Apache Kafka (Tansu: lower bound)"}
-            group = CONSUMER_GROUPS.get(topic)
-            if group:
-                g = Consumer({**kafka.reader_conf("dagster-observe-lag"), "group.id": group})
-                try:
-                    committed = g.committed(parts, timeout=5)
-                finally:
-                    g.close()
-                lag = sum(max(0, ends[tp.partition] - max(tp.offset, 0)) for tp in committed)
-                md["consumer_group"] = group
-                md["consumer_lag_approx"] = lag
-            yield dg.ObserveResult(asset_key=spec.key, metadata=md,
-                                   data_version=dg.DataVersion(str(sum(ends.values()))))
-    finally:
-        c.close()
+    for spec in topic_specs:
+        topic = spec.metadata["topic"]
+        ends = kafka.watermarks(topic)
+        if not ends:
+            yield dg.ObserveResult(asset_key=spec.key, metadata={"exists": False})
+            continue
+        md: dict = {"exists": True, "partitions": len(ends),
+                    "end_offsets": dg.MetadataValue.json({str(k): v for k, v in ends.items()}),
+                    "messages_approx": sum(ends.values()),
+                    "watermarks_exact": "only on Apache Kafka (Tansu: lower bound)"}
+        group = CONSUMER_GROUPS.get(topic)
+        if group:
+            g = Consumer({**kafka.reader_conf("dagster-observe-lag"), "group.id": group})
+            try:
+                committed = g.committed([TopicPartition(topic, p) for p in ends], timeout=5)
+            finally:
+                g.close()
+            lag = sum(max(0, ends[tp.partition] - max(tp.offset, 0)) for tp in committed)
+            md["consumer_group"] = group
+            md["consumer_lag_approx"] = lag
+        yield dg.ObserveResult(asset_key=spec.key, metadata=md,
+                               data_version=dg.DataVersion(str(sum(ends.values()))))

@@ -41,7 +41,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from helios_pipeline.warehouse import schema, tables, transforms
 from helios_pipeline.warehouse.backend import Prepared, Warehouse, as_warehouse
-from ingest_services.common.offset_gaps import REFETCH_PAUSE_S, GapGuard
+from ingest_services.common.offset_gaps import DEFAULT_WAIT_S, REFETCH_PAUSE_S, GapGuard
 
 
 @dataclass
@@ -318,7 +318,7 @@ class ChunkReader(threading.Thread):
     def __init__(self, consumer_conf: dict, topic: str, start: dict[int, int],
                  max_messages: int, idle_s: float, chunk: int = CHUNK, table: str | None = None,
                  prepare: Callable[[duckdb.DuckDBPyConnection, str, int], Prepared] | None
-                 = None, gap_wait_s: float = 2.0,
+                 = None, gap_wait_s: float = DEFAULT_WAIT_S,
                  stop_at: dict[int, int] | None = None) -> None:
         super().__init__(name=f"ingest-reader-{topic}", daemon=True)
         self.conf, self.topic, self.start_at = consumer_conf, topic, start
@@ -433,7 +433,7 @@ def ingest_topic(
     idle_s: float = 1.0,
     before_commit: Callable[[], None] | None = None,
     chunk: int = CHUNK,
-    gap_wait_s: float = 2.0,
+    gap_wait_s: float = DEFAULT_WAIT_S,
     stop_at: dict[int, int] | None = None,
 ) -> IngestResult:
     db = as_warehouse(con)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from ingest_services.common.transactions import Position
 from ingest_services.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,17 @@ log = logging.getLogger(__name__)
 REFETCH_PAUSE_S = 0.005
 
 
-class Msg(Protocol):
-    def topic(self) -> str | None: ...
-    def partition(self) -> int | None: ...
-    def offset(self) -> int | None: ...
+class Msg(Position, Protocol):
+    """A consumed message: where it was read (transactions.Position), or an error."""
+
     def error(self) -> object | None: ...
 
 
 Partition = tuple[str, int]
+
+
+# the default wait, for callers handed no settings (HELIOS_KAFKA_GAP_WAIT_MS's default)
+DEFAULT_WAIT_S = KafkaSettings.model_fields["kafka_gap_wait_ms"].default / 1000
 
 
 def gap_wait_s(s: KafkaSettings) -> float:
@@ -102,7 +106,7 @@ class GapGuard:
                 log.warning("offsets never delivered: accepted the gap after waiting",
                             extra={"topic": key[0], "partition": key[1], "first": want,
                                    "next": offset, "waited_s": self.wait_s})
-            elif want is not None and offset == want and (key, want) in self.first_seen:
+            elif self.first_seen and offset == want and (key, want) in self.first_seen:
                 del self.first_seen[(key, want)]
                 self.refetched += 1
                 if self.on_gap is not None:

@@ -1,11 +1,13 @@
-"""A stand-in for confluent_kafka.Message, for unit tests of the pure handler logic."""
+"""A stand-in for confluent_kafka.Message, for unit tests of pure logic (handlers, the
+transaction state machine, the offset-gap guard)."""
 
 
 class FakeMsg:
     def __init__(self, value, key=b"k", topic="bid_requests", partition=0, offset=0,
-                 headers=None):
+                 headers=None, error=None):
         self._value, self._key, self._topic = value, key, topic
         self._partition, self._offset, self._headers = partition, offset, headers
+        self._error = error
 
     def value(self):
         return self._value
@@ -24,3 +26,6 @@ class FakeMsg:
 
     def headers(self):
         return self._headers
+
+    def error(self):
+        return self._error

@@ -4,30 +4,13 @@ tested in tests/integration/test_offset_gaps.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ingest_services.common.offset_gaps import GapGuard, gap_wait_s
 from ingest_services.settings import Settings
+from tests.unit.fakes import FakeMsg
 
 
-@dataclass
-class M:
-    p: int
-    o: int
-    err: object | None = None
-    t: str = "t"
-
-    def topic(self) -> str:
-        return self.t
-
-    def partition(self) -> int:
-        return self.p
-
-    def offset(self) -> int:
-        return self.o
-
-    def error(self) -> object | None:
-        return self.err
+def M(p: int, o: int, err: object | None = None) -> FakeMsg:
+    return FakeMsg(b"", topic="t", partition=p, offset=o, error=err)
 
 
 class Clock:
@@ -39,7 +22,7 @@ class Clock:
 
 
 def offsets(msgs) -> list[tuple[int, int]]:
-    return [(m.p, m.o) for m in msgs]
+    return [(m.partition(), m.offset()) for m in msgs]
 
 
 def test_contiguous_offsets_pass_untouched() -> None:

@@ -18,22 +18,11 @@ from ingest_services.common.transactions import (
     next_offsets,
     transactional_id,
 )
+from tests.unit.fakes import FakeMsg
 
 
-@dataclass
-class Msg:
-    t: str
-    p: int
-    o: int
-
-    def topic(self) -> str:
-        return self.t
-
-    def partition(self) -> int:
-        return self.p
-
-    def offset(self) -> int:
-        return self.o
+def Msg(topic: str, partition: int, offset: int) -> FakeMsg:
+    return FakeMsg(b"", topic=topic, partition=partition, offset=offset)
 
 
 def kafka_error(*, fatal: bool = False, retriable: bool = False,
