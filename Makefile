@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 GEN    := ingest_services/profiles/generated
 
-.PHONY: venv proto demo test test-faults lint bench clean
+.PHONY: venv proto demo test test-faults audit-deps lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,8 @@ clean:
 # so not part of `make test`
 test-faults: venv
 	$(PY) -m pytest -q --faults tests/integration/test_faults.py
+
+# pip-audit over the installed dependencies (issue #9); .ci/run runs it too. Skips, saying
+# so, where PyPI's JSON API is not reachable (.ci/audit_deps)
+audit-deps: venv
+	PY=$(PY) bash .ci/audit_deps
