@@ -455,6 +455,11 @@ def audit(
                       f"outcomes after {wait:g} s: the ingest runs on a sensor and may still be "
                       f"catching up (rerun with a longer --wait), or it is failing (see the "
                       f"Dagster runs)[/]", highlight=False, soft_wrap=True)
+    if not rep["wire"]["read_complete"]:
+        console.print(f"[red]the audit did not read the topics to the end in {wait:g} s "
+                      f"({rep['wire']['unread_at_start']} messages that were there when it "
+                      f"began are unread): nothing is proved; rerun with a longer --wait[/]",
+                      highlight=False, soft_wrap=True)
     if not rep["ok"]:
         raise typer.Exit(1)
 

@@ -106,6 +106,31 @@ def test_wire_duplicate_is_labelled_allowed_and_passes(wire, warehouse, tmp_path
     assert "duplicated (allowed: at-least-once)" in table and "warehouse: duplicated" in table
 
 
+def test_a_read_that_did_not_reach_the_end_fails_instead_of_passing(wire, warehouse):
+    """Found by the one-hour soak: its audit read nothing from a broker too busy to answer
+    within the wait, saw nothing missing among the nothing it read, and passed. A read that
+    stops before the watermarks found at its start must fail, and pass once it gets there."""
+    from helios_pipeline.audit import Auditor, audit_warehouse, verdict
+
+    s = copy_wire(wire)
+    auditor = Auditor(s)
+    try:
+        rep = auditor.drain(0, idle_s=0)  # gives up before reading anything
+        assert rep["accepted"] == 0 and rep["missing"] == 0  # what passed before
+        assert rep["drained"] is False
+        assert rep["wire"]["read_complete"] is False
+        assert 0 < rep["wire"]["unread_at_start"] <= len(wire["requests"]) + len(wire["outcomes"])
+        rep["warehouse"] = audit_warehouse(auditor, warehouse, 10)
+        assert verdict(rep) is False
+        rep = auditor.drain(30)
+        assert rep["drained"] is True and rep["wire"]["read_complete"] is True
+        assert rep["accepted"] == len(wire["requests"])
+        rep["warehouse"] = audit_warehouse(auditor, warehouse, 10)
+        assert verdict(rep) is True
+    finally:
+        auditor.close()
+
+
 def test_planted_duplicate_row_in_outcomes_fails(wire, warehouse, tmp_path):
     s = copy_wire(wire)
     with duckdb.connect(str(warehouse)) as con:
