@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=500.0, help="requests per second")
     ap.add_argument("--interval", type=float, default=60.0, help="seconds per load interval")
     ap.add_argument("--no-dagster", action="store_true")
+    ap.add_argument("--audit-wait", type=float, default=120.0,
+                    help="seconds the closing audit may take to read the topics and see the "
+                         "warehouse catch up (an hour on the embedded broker needs more)")
     args = ap.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="helios-soak-"))
@@ -106,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         kids_end = rss_by_process(state, children=True)
         hours = max((time.monotonic() - rss_after_first[1]) / 3600, 1e-9)
         audit = subprocess.run([sys.executable, "-m", "helios_pipeline.cli", "audit", "--json",
-                                "--wait", "120"], env=env, capture_output=True, text=True)
+                                "--wait", str(args.audit_wait)],
+                               env=env, capture_output=True, text=True)
         verdict = json.loads(audit.stdout.strip().splitlines()[-1]) if audit.stdout else {}
     finally:
         stack.stop()
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
               "children_rss_end_mib": kids_end,
               "cpu_seconds": cpu_used,
               "audit": {k: verdict.get(k) for k in ("accepted", "missing", "duplicated", "ok",
-                                                     "warehouse")},
+                                                     "wire", "warehouse")},
               "audit_exit": audit.returncode,
               # why an audit did not complete: its one-line `error:` (librdkafka may log
               # around it)
