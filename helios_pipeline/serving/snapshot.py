@@ -82,7 +82,7 @@ _STORIES_SELECT = f"""
 
 # Bump when a snapshot table changes shape in a way the fingerprint below cannot see: a
 # snapshot of another layout is rebuilt whole, never patched.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: patches keep ROW_GROUP_SIZE (a patched v1 file has 123 k-row groups)
 # After this many publishes that patched the previous file, the next one rewrites it whole
 # (a patched file keeps some space of the rows it replaced), and whenever the rows to
 # re-copy are more than this share of all rows (patching would save little).
@@ -230,7 +230,10 @@ def _patch(db: Warehouse, path: Path, lo: str, total: int, patches: int,
     con = db.local
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     shutil.copyfile(path, tmp)
-    con.execute(f"ATTACH '{tmp}' AS snap").fetchall()
+    # the file's row-group size is not stored in it: attached without it, the checkpoint
+    # after the DELETEs merged every 16 k-row group into DuckDB's default 123 k, and each
+    # story lookup afterwards scanned 123 k rids (5 ms instead of 0.7 ms of CPU, measured)
+    con.execute(f"ATTACH '{tmp}' AS snap (ROW_GROUP_SIZE {ROW_GROUP_SIZE})").fetchall()
     ok = False
     try:
         # the days whose cube rows change: those of the rows replaced and of their successors
