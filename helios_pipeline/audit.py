@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from ingest_services.common.kafka import reader_config
+from ingest_services.common.kafka import high_watermarks, reader_config
 from ingest_services.settings import Settings
 
 
@@ -70,9 +70,8 @@ class Auditor:
         # read is complete only once it got that far. "No new message for idle_s" alone
         # passed a soak's audit that had read nothing from a broker too busy to answer in
         # time (every key then counted as present, the warehouse checked against none)
-        self.start_watermarks = {
-            (tp.topic, tp.partition): self.consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=10)[1] for tp in parts}
+        self.start_watermarks = high_watermarks(
+            self.consumer, [(tp.topic, tp.partition) for tp in parts])
 
     def close(self) -> None:
         self.consumer.close()

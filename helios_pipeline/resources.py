@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from helios_pipeline.warehouse.backend import (
     DuckDBBackend,
@@ -17,7 +17,7 @@ from helios_pipeline.warehouse.backend import (
     check_backend,
 )
 from helios_pipeline.warehouse.duckdb_file import connect_waiting
-from ingest_services.common.kafka import reader_config
+from ingest_services.common.kafka import high_watermarks, reader_config
 from ingest_services.common.offset_gaps import gap_wait_s
 from ingest_services.settings import load_settings
 
@@ -33,16 +33,15 @@ class KafkaResource(dg.ConfigurableResource):
         return reader_config(s, client_id)
 
     def watermarks(self, topic: str) -> dict[int, int]:
-        """High watermark per partition ({} if the topic does not exist). On Tansu a lower
-        bound of what is on the partition (docs/messages.md), which is all its users need:
-        the sensor to see the topic move, an ingest run where to stop."""
+        """High watermark per partition ({} if the topic does not exist; see
+        :func:`~ingest_services.common.kafka.high_watermarks`)."""
         c = Consumer(self.reader_conf(f"dagster-watermarks-{topic}"))
         try:
             md = c.list_topics(topic, timeout=5).topics.get(topic)
             if md is None or md.error is not None:
                 return {}
-            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
-                    for p in md.partitions}
+            found = high_watermarks(c, [(topic, p) for p in md.partitions], timeout=5)
+            return {p: high for (_t, p), high in found.items()}
         finally:
             c.close()
 

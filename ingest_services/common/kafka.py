@@ -9,8 +9,9 @@ committed offsets, idempotent producers with ``acks=all``. Every client's securi
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest_services.settings import KafkaSettings as Settings
@@ -106,6 +107,16 @@ def reader_config(s: Settings, client_id: str) -> dict:
         "fetch.wait.max.ms": s.fetch_wait_max_ms,
         **security_config(s),
     }
+
+
+def high_watermarks(consumer: Consumer, parts: Iterable[tuple[str, int]],
+                    timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """The high watermark of each (topic, partition), asked through an open consumer. On
+    Tansu a lower bound of what a partition holds (docs/messages.md), which is what its
+    users need: the sensor to see a topic move, an ingest run or an audit where to stop."""
+    return {(topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                        timeout=timeout)[1]
+            for topic, p in parts}
 
 
 def ensure_topics(s: Settings, topics: list[str] | None = None, timeout: float = 15.0) -> None:
