@@ -23,3 +23,20 @@ STORY_COLUMNS = (
     "auction_type", "floor_usd", "bid_price_usd", "clearing_price_usd", "outcome",
     "loss_reason", "nobid_reason", "competitor_price_usd", "crid", "publisher_id", "bidfloor",
     "bidfloorcur", "profile")
+
+# ``stories.k``: a request id's first 16 hex digits (its millisecond and the start of the
+# gateway process's prefix, messages.rid_at) as a BIGINT, NULL where they are not hex. A
+# lookup ``WHERE k = ?`` compares integers against exact per-row-group min/max, where
+# ``WHERE rid = ?`` decompresses 16 k strings whose min/max DuckDB keeps to 8 bytes: 1.2 →
+# 0.6 ms of CPU per story at 1 M rows (measured). Several requests can share a key; the
+# reader keeps the rows of its rid.
+STORY_KEY_SQL = "TRY_CAST('0x' || left(rid, 16) AS BIGINT)"
+
+
+def story_key(rid: str) -> int | None:
+    """``STORY_KEY_SQL`` computed in Python (None: look the rid up by itself)."""
+    try:
+        k = int(rid[:16], 16)
+    except ValueError:
+        return None
+    return k if len(rid) >= 16 and k < 2**63 else None

@@ -48,6 +48,7 @@ from helios_pipeline.serving.layout import (
     ROLLUPS,
     ROW_GROUP_SIZE,
     STORY_COLUMNS,
+    STORY_KEY_SQL,
 )
 from helios_pipeline.warehouse.backend import Warehouse, as_warehouse
 
@@ -77,12 +78,13 @@ _CUBE_SELECT = """
 _STORIES_SELECT = f"""
     SELECT rid, json_array({", ".join(
         f"epoch_us({c})" if c in _TIMES else c
-        for c in STORY_COLUMNS)}) AS row
+        for c in STORY_COLUMNS)}) AS row, {STORY_KEY_SQL} AS k
     FROM snap.outcomes{{where}}"""
 
 # Bump when a snapshot table changes shape in a way the fingerprint below cannot see: a
 # snapshot of another layout is rebuilt whole, never patched.
-LAYOUT_VERSION = 2  # 2: patches keep ROW_GROUP_SIZE (a patched v1 file has 123 k-row groups)
+LAYOUT_VERSION = 3  # 2: patches keep ROW_GROUP_SIZE (a patched v1 file has 123 k-row groups)
+# 3: stories.k (layout.STORY_KEY_SQL)
 # After this many publishes that patched the previous file, the next one rewrites it whole
 # (a patched file keeps some space of the rows it replaced), and whenever the rows to
 # re-copy are more than this share of all rows (patching would save little).
@@ -94,7 +96,7 @@ def layout() -> str:
     """Fingerprint of the snapshot's shape: its tables' columns and grouping."""
     from helios_pipeline.warehouse import tables
 
-    shape = (LAYOUT_VERSION, STORY_COLUMNS, CUBE_DIMS, sorted(ROLLUPS.items()),
+    shape = (LAYOUT_VERSION, STORY_COLUMNS, STORY_KEY_SQL, CUBE_DIMS, sorted(ROLLUPS.items()),
              ROW_GROUP_SIZE, [c[0] for c in tables.columns(tables.OutcomeRow)])
     return hashlib.sha1(repr(shape).encode()).hexdigest()[:16]
 

@@ -154,3 +154,33 @@ def test_a_patched_snapshot_keeps_its_small_row_groups(warehouse, tmp_path):
     for table in ("outcomes", "stories"):
         biggest, count = largest_row_group(path, table)
         assert biggest <= ROW_GROUP_SIZE and count >= groups, (table, biggest, count)
+
+
+def test_a_story_is_found_by_its_key_and_only_its_own_rows(warehouse, tmp_path):
+    """``stories.k`` (the rid's first 16 hex digits) is shared by requests of one process
+    in one millisecond: the lookup by key keeps only the asked rid's rows; a rid that is
+    not hex is found by itself; an unknown one gives nothing."""
+    from helios_pipeline.api.store import SnapshotStore
+
+    base = rid(5)  # 16 decimal digits: valid hex, so a key
+    for rid_sql in (f"'{base}' || 'aa'", f"'{base}' || 'bb'", f"'zz' || '{base}'"):
+        for table in ("outcomes", "bid_requests"):
+            warehouse.execute(f"INSERT INTO {table} SELECT * REPLACE ({rid_sql} AS rid) "
+                              f"FROM {table} WHERE rid = ?", [base]).fetchall()
+    path = tmp_path / "serving.duckdb"
+    publish(warehouse, path)
+    store = SnapshotStore(path)
+    snap = store.current()
+    try:
+        assert snap.has_story_key
+        keys = {r[0] for r in snap.query("SELECT DISTINCT k FROM stories WHERE rid LIKE ?",
+                                         [f"{base}%"])}
+        assert keys == {int(base, 16)}  # three requests share one key
+        expected = snap.query("SELECT count(*) FROM outcomes WHERE rid = ?", [base])[0][0]
+        assert expected >= 1
+        for asked in (base, base + "aa", base + "bb", "zz" + base):
+            rows = snap.story_rows(asked)
+            assert len(rows) == expected and {r[0] for r in rows} == {asked}, asked
+        assert snap.story_rows(rid(10**9)) == [] and snap.story_rows("no-such-rid") == []
+    finally:
+        store.close()
