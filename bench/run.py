@@ -315,6 +315,10 @@ def main() -> None:
                     help="requests queued for the bidder + auctioneer throughput figure")
     ap.add_argument("--home", type=Path, default=Path(".helios/bench"))
     ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--replicas", default="", metavar="SPEC",
+                    help="consumers of the main stack, as helios up --replicas (e.g. "
+                         "bidder=2,auctioneer=2): the pipeline and end-to-end stages then "
+                         "run with them; default 1 of each")
     ap.add_argument("--skip-replicas", action="store_true",
                     help="no second stack with 2 bidders and 2 auctioneers")
     ap.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS,
@@ -343,14 +347,17 @@ def main() -> None:
         write_results("validation.json", results)
         return
     bodies = synthetic_bodies(4000)
-    proc, state, env = start_stack(args.home)
+    proc, state, env = start_stack(args.home,
+                                   args=("--replicas", args.replicas) if args.replicas else ())
+    each = args.replicas or "1 of each"
     eps = state["endpoints"]
     s = load_settings(kafka_bootstrap=eps["kafka_bootstrap"])
     from ingest_services.profiles import store
     from ingest_services.profiles.seed import load_into_redis
 
     results["stack"] = {"gateway_workers": load_settings().gateway_workers,
-                        "gateway_server": load_settings().gateway_server}
+                        "gateway_server": load_settings().gateway_server,
+                        "replicas": args.replicas or "bidder=1,auctioneer=1"}
     load_into_redis(store.connect(eps["redis_url"]), 10_000, seed=7)
     servers: list[subprocess.Popen] = []
     paused: list[psutil.Process] = []
@@ -376,10 +383,10 @@ def main() -> None:
         console.print("ceilings: bare produce and consume…")
         prod, cons = bare_produce_consume(s, bodies[0], 200_000)
         results["bare"] = {"produce_per_s": prod, "consume_per_s": cons}
-        console.print(f"bidder + auctioneer alone, 1 of each: {args.drain_requests:,} requests…")
+        console.print(f"bidder + auctioneer alone, {each}: {args.drain_requests:,} requests…")
         drain1 = pipeline_drain(state, s, bodies, args.drain_requests)
         results["pipeline_1x1"] = drain1
-        rows.append(("bidder + auctioneer, 1 of each", f"{drain1['rps']:,.0f} req/s"
+        rows.append((f"bidder + auctioneer, {each}", f"{drain1['rps']:,.0f} req/s"
                      + (f" ({drain1['error']})" if "error" in drain1 else ""),
                      f"bare consume {cons:,.0f} msg/s", "(2 of each: below)"))
         if not args.skip_e2e:
@@ -505,7 +512,7 @@ def main() -> None:
         results["pipeline_2x2"] = drain2
         rows.append(("bidder + auctioneer, 2 of each", f"{drain2['rps']:,.0f} req/s"
                      + (f" ({drain2['error']})" if "error" in drain2 else ""),
-                     f"1 of each {drain1['rps']:,.0f} req/s "
+                     f"{each} {drain1['rps']:,.0f} req/s "
                      f"(×{drain2['rps'] / max(drain1['rps'], 1):.2f})", ""))
     results["uptime_end"] = os.getloadavg()
     table = Table(title="Helios benchmark (ratios vs ceilings measured in this run; "
