@@ -57,7 +57,8 @@ class Snapshot:
 
     def story_rows(self, rid: str) -> list:
         """The outcome rows (``OUTCOME_COLUMNS`` by position) of one request, by imp id:
-        from ``stories`` (two columns to read), else from ``outcomes`` (27)."""
+        from ``stories`` by its key ``k`` (an integer filter, one column read), by the rid
+        where the key finds nothing, else from ``outcomes`` (27 columns)."""
         if not self.has_stories:
             return self.wide_story_rows(rid)
         k = story_key(rid) if self.has_story_key else None

@@ -34,7 +34,9 @@ STORY_KEY_SQL = "TRY_CAST('0x' || left(rid, 16) AS BIGINT)"
 
 
 def story_key(rid: str) -> int | None:
-    """``STORY_KEY_SQL`` computed in Python (None: look the rid up by itself)."""
+    """``STORY_KEY_SQL`` computed in Python (None: look the rid up by itself). Where the two
+    disagree (``int`` also takes a sign, ``0x`` or ``_``), the key finds no row and the
+    reader falls back to the rid, so an odd rid costs a second query, never a wrong answer."""
     try:
         k = int(rid[:16], 16)
     except ValueError:
