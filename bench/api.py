@@ -25,8 +25,12 @@ on Ctrl-C / SIGTERM):
    the page's first ``loadAll()`` has finished (stats, daily_stats ×3, outcomes page), next
    to the same HTML + assets + API calls fetched sequentially by a fresh httpx client and the
    naive SQL of those API calls;
-6. API RSS (psutil), sampled every 20 ms during all of the above: the maximum, next to the
-   RSS right after startup.
+6. snapshot swaps under load: ``SWAPS`` patched publishes of the warehouse, each waited for
+   until the API answers from it (``serving_snapshot_published_timestamp_seconds``), while
+   ``/api/requests/{rid}/`` runs at concurrency 8 — the API's steady state when the platform
+   publishes every minute (it holds the previous snapshot one generation longer);
+7. API RSS (psutil), sampled every 20 ms during all of the above: the maximum, next to the
+   RSS right after startup and the maximum before the swaps.
 
 Prints one rich table per size and writes bench/results/api.json.
 """
@@ -75,7 +79,7 @@ TARGETS = {"stats": (20, 50), "daily_stats": (20, 50), "outcomes": (20, 20),
            "request": (10, 10), "stats_mix": (20, 50), "outcomes_mix": (20, 20)}
 DASHBOARD_TARGET_MS = 1000
 RIDS = 2000  # sampled request ids; call i asks rids[i % RIDS]
-C8_FROM, WARM_FROM = 1000, 1900  # first call number at c=8 and in the warm-up
+C8_FROM, WARM_FROM, SWAP_FROM = 1000, 1900, 10**8  # first call numbers: c=8, warm-up, swaps
 RSS_TARGET_MIB = 150
 
 OUTCOMES_SQL = f"""
@@ -138,6 +142,7 @@ FROM d"""
 
 # one ingest's worth of new outcome rows: 30 s at 600 outcomes/s (500 requests/s)
 PATCH_ROWS = 18_000
+SWAPS = 3  # publishes the API switches to under load (step 6)
 # the API's data ≤ 60 s behind `outcomes` (issue #7): the publish is one part of that
 FRESH_TARGET_S = 60
 
@@ -206,11 +211,12 @@ def summary(lat_s: list[float], wall_s: float) -> dict:
 
 
 def closed_loop(make_worker: Callable[[], Callable[[int], None]], concurrency: int,
-                n: int, cap_s: float, start: int = 0) -> dict:
+                n: int, cap_s: float, start: int = 0,
+                stop: threading.Event | None = None) -> dict:
     """``concurrency`` threads each running its worker back to back until ``n`` calls in all
-    (or ``cap_s`` seconds); latency per call. Calls are numbered from ``start``: runs that
-    must not hit each other's cached answers (random rids, random filters) use disjoint
-    numbers."""
+    (or ``cap_s`` seconds, or ``stop`` is set); latency per call. Calls are numbered from
+    ``start``: runs that must not hit each other's cached answers (random rids, random
+    filters) use disjoint numbers."""
     lat: list[float] = []
     lock = threading.Lock()
     counter = iter(range(start, start + n))
@@ -220,7 +226,7 @@ def closed_loop(make_worker: Callable[[], Callable[[int], None]], concurrency: i
 
     def run() -> None:
         work = make_worker()
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and not (stop and stop.is_set()):
             with lock:
                 i = next(counter, None)
             if i is None:
@@ -502,6 +508,50 @@ def dashboard_naive(con: duckdb.DuckDBPyConnection, reps: int) -> dict:
     return summary(lat, sum(lat))
 
 
+def published_at(url: str) -> float:
+    """The API's ``serving_snapshot_published_timestamp_seconds`` (0 when not exported)."""
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("serving_snapshot_published_timestamp_seconds "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def swaps_under_load(api: Api, db: Path, path_for: Callable[[int], str],
+                     check: Callable[[dict], None]) -> dict:
+    """``SWAPS`` patched publishes while stories are asked at c=8; each waited for until the
+    API reports the new snapshot's publish time. RSS is the sampler's (Api._sample)."""
+    rss_before = api.rss_max
+    con = duckdb.connect(str(db))
+    waits: list[float] = []
+    result: dict = {}
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: result.update(closed_loop(
+        api_worker(api.url, path_for, check), 8, 10**9, 600, start=SWAP_FROM, stop=done)))
+    try:
+        runner.start()
+        for _ in range(SWAPS):
+            time.sleep(2)
+            before = published_at(api.url)
+            con.execute("INSERT INTO serving_changes (lo_rid, hi_rid) SELECT min(rid), max(rid)"
+                        " FROM (SELECT rid FROM outcomes ORDER BY rid DESC LIMIT ?)",
+                        [PATCH_ROWS]).fetchall()
+            publish(con, db.parent / "serving.duckdb")
+            t0 = time.monotonic()
+            while published_at(api.url) == before:
+                if time.monotonic() - t0 > 30:
+                    raise SystemExit("the API did not switch to a new snapshot within 30 s")
+                time.sleep(0.05)
+            waits.append(time.monotonic() - t0)
+        time.sleep(2)
+    finally:
+        done.set()
+        con.close()
+        runner.join()
+    return {"swaps": len(waits), "switch_s_max": round(max(waits), 2), "story": result,
+            "rss_max_before_mib": round(rss_before / 2**20, 1),
+            "rss_after_mib": round(api.rss() / 2**20, 1)}
+
+
 # ---------------------------------------------------------------------------- one size
 def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps: int,
              work_root: Path, res: dict) -> dict:
@@ -517,6 +567,12 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
         console.print(f"  loaded in {res['data']['load_s']} s, published in "
                       f"{res['data']['publish_s']} s; {res['data']}")
         rids = pick_rids(snap)
+        # the snapshot's pages in the OS cache, as a serving file in use is (and as the naive
+        # side's warm-up below does for the warehouse): this machine's page reclaim (DAMON)
+        # evicts a file written minutes ago, and random stories then measure the disk
+        with snap.open("rb") as fh:
+            while fh.read(8 << 20):
+                pass
         api = Api(snap, work)
         total = n
 
@@ -593,6 +649,8 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
             }
         finally:
             naive_con.close()
+        console.print(f"  {SWAPS} snapshot swaps under story load (c=8)")
+        res["swaps"] = swaps_under_load(api, work / "warehouse.duckdb", *endpoints["request"])
         errors = [ln for ln in api.log.read_text(errors="replace").splitlines()
                   if "Error" in ln or "error" in ln]
         res["api_log_errors"] = {"count": len(errors), "distinct": sorted(set(errors))[:10]}
@@ -649,6 +707,13 @@ def report(res: dict) -> Table:
     t.add_row("API RSS, max during the run", f"{rss['max_mib']:.0f} MiB",
               f"at start {rss['start_mib']:.0f} MiB", "", "", "", f"≤ {RSS_TARGET_MIB} MiB",
               "met" if rss["max_mib"] <= RSS_TARGET_MIB else "[red]missed[/]")
+    if "swaps" in res:  # absent in results written before the swap stage existed
+        sw = res["swaps"]
+        t.add_row(f"requests/{{rid}}/ c=8 during {sw['swaps']} snapshot swaps",
+                  f"{sw['story']['p50_ms']:.1f} ms", f"{sw['story']['p99_ms']:.1f} ms", "", "",
+                  "", f"switch ≤ {sw['switch_s_max']} s", "")
+        t.add_row("API RSS, max before the swaps", f"{sw['rss_max_before_mib']:.0f} MiB",
+                  f"after {sw['rss_after_mib']:.0f} MiB", "", "", "", "", "")
     t.add_row("publish snapshot, whole", f"{d['publish_s']} s", "", "",
               f"bulk load {d['load_s']} s", "", "", "")
     t.add_row(f"publish after one ingest ({d['patch_mode']}, {d['patch_rows']:,} rows)",

@@ -229,7 +229,7 @@ class ApiSettings(_Base):
 
     api_port: int = Field(8090, ge=1, le=65535)
     serving_path: Path | None = Field(None, description="default HOME/serving/serving.duckdb")
-    api_memory_mb: int = Field(24, ge=16, description="DuckDB buffer limit of the API")
+    api_memory_mb: int = Field(16, ge=16, description="DuckDB buffer limit of the API")
     api_cache_entries: int = Field(1024, ge=0, description="answers cached per snapshot; 0: off")
 
     # --- security and limits (issue #9; ingest_services/common/auth.py) ---

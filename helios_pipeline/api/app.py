@@ -59,6 +59,8 @@ LATENCY = Histogram("api_request_duration_seconds", "API answer time", ["endpoin
 SNAPSHOT_AGE = Gauge("serving_snapshot_age_seconds",
                      "Seconds since the snapshot the API answers from was published")
 SNAPSHOT_ROWS = Gauge("serving_snapshot_rows", "Outcome rows in the serving snapshot")
+SNAPSHOT_PUBLISHED = Gauge("serving_snapshot_published_timestamp_seconds",
+                           "When the snapshot the API answers from was published (Unix time)")
 
 
 class AsOfMiddleware:
@@ -137,6 +139,14 @@ Ordering = Annotated[str, Query(pattern=r"^-?(timestamp|win_price|bid_price)$",
                                 description="timestamp, win_price or bid_price; - for desc")]
 
 
+def _build_timed(build) -> tuple[bytes, float]:
+    """``build()`` encoded, and the CPU seconds this thread spent on it (DuckDB runs an API
+    query on the calling thread: one thread per query, store.py), for the cache's admission."""
+    t0 = time.thread_time()
+    body = orjson.dumps(build())
+    return body, time.thread_time() - t0
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     s = settings or get_settings(ApiSettings)
     store = SnapshotStore(s.serving, s.api_memory_mb)
@@ -166,8 +176,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         key = (snap.generation, request.scope["path"], request.scope["query_string"])
         body = cache.get(key)
         if body is None:
-            body = await run_in_threadpool(lambda: orjson.dumps(build()))
-            cache.put(key, body)
+            body, cost = await run_in_threadpool(_build_timed, build)
+            cache.put(key, body, cost)
         return Response(body, media_type="application/json")
 
     @app.exception_handler(duckdb.Error)
@@ -293,6 +303,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if snap is not None:
             SNAPSHOT_AGE.set(max(0.0, time.time() - snap.published_at.timestamp()))
             SNAPSHOT_ROWS.set(snap.rows)
+            SNAPSHOT_PUBLISHED.set(snap.published_at.timestamp())
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if STATIC.is_dir():

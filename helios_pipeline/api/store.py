@@ -2,13 +2,21 @@
 
 ``publish`` (helios_pipeline/serving/snapshot.py) renames a new file into place; here each
 request asks :meth:`SnapshotStore.current`, which at most once a second compares the file's
-inode with the one open and, if it changed, opens the new one read-only. The previous
-connection is kept one generation longer, so a query that started on it finishes there.
+inode with the one open and, if it changed, attaches the new one read-only. The previous
+file stays attached until a query that started on it has finished (SnapshotStore).
+
+One DuckDB instance for the process's life, each file attached under its own name
+(``snap1``, ``snap2``, ...): an instance costs 23 MiB before it reads anything (its
+catalog), so an instance per file held two of them whenever a swap had happened — the API's
+steady state, since the platform publishes every minute (bench/README.md). The file is
+attached through an open descriptor (``/dev/fd/N``), so what is attached is the inode that
+was checked, even if another publish renames a newer file into place meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,7 +36,8 @@ _SLOTS = threading.BoundedSemaphore(QUERY_SLOTS)
 
 @dataclass
 class Snapshot:
-    con: duckdb.DuckDBPyConnection
+    con: duckdb.DuckDBPyConnection  # the store's instance; this file is attached as ``alias``
+    alias: str
     inode: int
     as_of: datetime | None
     published_at: datetime
@@ -39,21 +48,36 @@ class Snapshot:
     has_story_key: bool = True  # False: written before ``stories.k`` (layout.STORY_KEY_SQL)
     # One cursor per thread, kept: a new cursor + ``USE snap`` cost 0.2 ms per query.
     _local: threading.local = field(default_factory=threading.local, repr=False)
+    inflight: int = 0  # queries running on this file now (the store detaches it at 0)
+    # Set when the store detached this file: a request that took this snapshot before the
+    # swap and only now queries it is answered from the newer one instead of failing.
+    successor: Snapshot | None = None
+    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur = self.con.cursor()
-        cur.execute("USE snap").fetchall()  # a cursor starts in the default catalog
+        cur.execute(f"USE {self.alias}").fetchall()  # a cursor starts in the default catalog
         return cur
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         """Run one query, at most ``QUERY_SLOTS`` at a time per process: on 2 cores more
         concurrent scans only queue inside DuckDB and multiply its memory; past the slots a
         request waits here instead (bounded latency, never an out-of-memory error)."""
-        cur = getattr(self._local, "cur", None)
-        if cur is None:
-            cur = self._local.cur = self.cursor()
-        with _SLOTS:
-            return cur.execute(sql, params or []).fetchall()
+        with self._busy:
+            newer = self.successor
+            if newer is None:
+                self.inflight += 1
+        if newer is not None:
+            return newer.query(sql, params)
+        try:
+            cur = getattr(self._local, "cur", None)
+            if cur is None:
+                cur = self._local.cur = self.cursor()
+            with _SLOTS:
+                return cur.execute(sql, params or []).fetchall()
+        finally:
+            with self._busy:
+                self.inflight -= 1
 
     def story_rows(self, rid: str) -> list:
         """The outcome rows (``OUTCOME_COLUMNS`` by position) of one request, by imp id:
@@ -99,15 +123,32 @@ class Snapshot:
 
 
 class SnapshotStore:
-    def __init__(self, path: Path, memory_mb: int = 128, check_every_s: float = 1.0) -> None:
+    """The newest snapshot file, attached; the one before it stays attached until
+    ``retire_after_s`` after the swap and no query runs on it (a query that started on it
+    finishes there), then it is detached: both files' metadata held at once cost 3 MiB more
+    at 10 M rows than detaching at once (bench/README.md). A request that took the old
+    snapshot before the swap and queries it only after the detach is answered from the new
+    one (``Snapshot.successor``), never failed."""
+
+    def __init__(self, path: Path, memory_mb: int = 128, check_every_s: float = 1.0,
+                 retire_after_s: float = 1.0) -> None:
         self.path = path
         self.memory_mb = memory_mb
         self.check_every_s = check_every_s
+        self.retire_after_s = retire_after_s
+        self._swapped_at = 0.0
         self._lock = threading.Lock()
         self._current: Snapshot | None = None
         self._previous: Snapshot | None = None
+        self._fds: dict[str, int] = {}  # alias -> the descriptor its file is attached by
         self._checked = 0.0
         self._generations = 0
+        # One DuckDB thread per query, QUERY_SLOTS queries at once: the API's queries are
+        # small (roll-ups, two-column lookups), and a second thread per query only added
+        # hand-off cost and waited for a core: stats/ 2.98 → 1.46 ms CPU, 26 → 2.1 ms wall
+        # on the loaded 2-core machine (bench/README.md).
+        self._con = duckdb.connect(":memory:", config={"memory_limit": f"{memory_mb}MB",
+                                                       "threads": API_DUCKDB_THREADS})
 
     def current(self) -> Snapshot | None:
         now = time.monotonic()
@@ -120,58 +161,93 @@ class SnapshotStore:
             except FileNotFoundError:
                 return self._current
             if self._current is None or inode != self._current.inode:
-                self._swap(self._open(inode))
+                self._swap(self._open())
+            elif (self._previous is not None
+                  and now - self._swapped_at >= self.retire_after_s):
+                self._retire(self._previous)
             return self._current
 
-    def _open(self, inode: int) -> Snapshot:
-        # duckdb.connect(path) would hand back the cached instance of the *old* file (DuckDB
-        # caches databases by path per process): attach the new file to a fresh instance.
-        # One DuckDB thread per query, QUERY_SLOTS queries at once: the API's queries are
-        # small (roll-ups, two-column lookups), and a second thread per query only added
-        # hand-off cost and waited for a core: stats/ 2.98 → 1.46 ms CPU, 26 → 2.1 ms wall
-        # on the loaded 2-core machine (bench/README.md).
-        con = duckdb.connect(":memory:", config={"memory_limit": f"{self.memory_mb}MB",
-                                                 "threads": API_DUCKDB_THREADS})
-        con.execute(f"ATTACH '{self.path}' AS snap (READ_ONLY)").fetchall()
-        con.execute("USE snap").fetchall()
+    def _open(self) -> Snapshot:
+        alias = f"snap{self._generations + 1}"
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            self._con.execute(f"ATTACH '/dev/fd/{fd}' AS {alias} (READ_ONLY)").fetchall()
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fds[alias] = fd
+        con = self._con.cursor()
+        con.execute(f"USE {alias}").fetchall()
         as_of, published_at, rows = con.execute(
             "SELECT as_of, published_at, rows FROM meta").fetchall()[0]
         tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
         story_cols = {r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'snap' "
-            "AND table_name = 'stories'").fetchall()}
-        return Snapshot(con, inode, as_of, published_at, rows,
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? "
+            "AND table_name = 'stories'", [alias]).fetchall()}
+        con.close()
+        return Snapshot(self._con, alias, os.fstat(fd).st_ino, as_of, published_at, rows,
                         as_of_header=_iso(as_of) or "none", has_stories="stories" in tables,
                         has_story_key="k" in story_cols)
 
     def _swap(self, snap: Snapshot) -> None:
         self._generations += 1
         snap.generation = self._generations
-        if self._previous is not None:
-            with contextlib.suppress(Exception):
-                self._previous.con.close()
+        if self._previous is not None:  # two swaps within retire_after_s
+            with self._previous._busy:
+                self._previous.successor = snap
+            self._detach(self._previous.alias)
         self._previous, self._current = self._current, snap
+        self._swapped_at = time.monotonic()
+
+    def _retire(self, old: Snapshot) -> None:
+        """Detach ``old`` unless a query runs on it now (then at a later check)."""
+        with old._busy:
+            if old.inflight:
+                return
+            old.successor = self._current
+        self._detach(old.alias)
+        self._previous = None
+
+    def _detach(self, alias: str) -> None:
+        with contextlib.suppress(Exception):
+            self._con.execute(f"DETACH {alias}").fetchall()
+        fd = self._fds.pop(alias, None)
+        if fd is not None:
+            os.close(fd)
 
     def close(self) -> None:
         with self._lock:
-            for snap in (self._current, self._previous):
-                if snap is not None:
-                    with contextlib.suppress(Exception):
-                        snap.con.close()
+            for alias in list(self._fds):
+                self._detach(alias)
+            with contextlib.suppress(Exception):
+                self._con.close()
             self._current = self._previous = None
 
 
 class ResponseCache:
     """Encoded answers per snapshot: a snapshot never changes, so an answer computed on it
-    stays right until the next one is swapped in (the key holds the snapshot's inode). The
-    dashboard's auto-refresh and many readers asking the same page hit it; bounded in
-    entries and bytes, least recently used out first."""
+    stays right until the next one is swapped in (the key holds the snapshot's generation).
+    The dashboard's auto-refresh and many readers asking the same page hit it; bounded in
+    entries and bytes, least recently used out first.
 
-    def __init__(self, max_entries: int = 1024, max_bytes: int = 8 << 20) -> None:
+    An answer that was cheap to compute (under ``cheap_s`` of CPU, such as a request's
+    story, 0.5–1.5 ms) is kept only from the second time its path and query are asked (in
+    this snapshot or an earlier one): one-off stories would otherwise fill the cache and push
+    out what is asked again, for no hit. The doorkeeper remembers the hashes of the last
+    ``max_seen`` asks, so a dashboard's calls, asked again at every refresh, are kept from
+    their first answer on each new snapshot; an expensive answer (a scan with filters the
+    roll-ups do not cover: 3–35 ms) is kept at once."""
+
+    def __init__(self, max_entries: int = 1024, max_bytes: int = 4 << 20,
+                 max_entry_bytes: int = 2 << 20, max_seen: int = 8192,
+                 cheap_s: float = 0.002) -> None:
         from collections import OrderedDict
 
-        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.max_entries, self.max_bytes, self.max_seen = max_entries, max_bytes, max_seen
+        self.max_entry_bytes = min(max_entry_bytes, max_bytes)
+        self.cheap_s = cheap_s
         self._d: OrderedDict[tuple, bytes] = OrderedDict()
+        self._seen: OrderedDict[int, None] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -182,11 +258,20 @@ class ResponseCache:
                 self._d.move_to_end(key)
             return body
 
-    def put(self, key: tuple, body: bytes) -> None:
-        if not self.max_entries or len(body) > self.max_bytes // 4:
+    def put(self, key: tuple, body: bytes, cost_s: float = 0.0) -> None:
+        """Keep ``body`` (``cost_s``: the CPU it took to compute) under ``key``, a tuple
+        (snapshot generation, path, query), if the admission rules above let it in."""
+        if not self.max_entries or len(body) > self.max_entry_bytes:
             return  # one huge answer must not evict everything else (the dashboard's
-            # largest, daily_stats?group_by=site at 1 M rows, is 1.2 MB: it fits)
+            # largest, daily_stats?group_by=site over ~1,000 sites × 7 days, is 1.2 MB: fits)
+        asked = hash(key[1:])  # path and query, whichever snapshot
         with self._lock:
+            if asked not in self._seen:  # a first ask: remembered
+                self._seen[asked] = None
+                if len(self._seen) > self.max_seen:
+                    self._seen.popitem(last=False)
+                if cost_s < self.cheap_s:  # and, if cheap, not kept
+                    return
             old = self._d.pop(key, None)
             self._bytes += len(body) - (len(old) if old else 0)
             self._d[key] = body

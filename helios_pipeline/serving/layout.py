@@ -14,7 +14,14 @@ ROLLUPS = {
     "cube_hour": ("day", "hour", "enriched", "outcome"),
     "cube_site": ("day", "site_domain", "enriched", "outcome", "loss_reason"),
 }
-ROW_GROUP_SIZE = 16_384
+# Rows per row group of the snapshot's tables. A story reads one row group's ``k`` and a
+# few vectors of ``row``, so its cost hardly depends on the size since ``k`` exists (0.57–
+# 1.0 ms of CPU at 16 k, 32 k, 64 k, 123 k, 10 M rows, same noise); a filtered page's
+# Top-N skips row groups by ``received_at`` (smaller is better: segment page 2.5 / 1.5 /
+# 4.5 ms at 16 k / 32 k / 64 k), and each row group's metadata stays in the API's memory once
+# read (after stories and pages at 10 M rows: +26.5 / +22.3 / +19.6 MiB, buffer included).
+# Measured on copies of one 10 M-row snapshot (bench/README.md, 2026-12-03).
+ROW_GROUP_SIZE = 32_768
 # The columns of a story / outcome answer, in the order of ``stories.row``
 # (helios_pipeline/api/queries.py reads them by position).
 STORY_COLUMNS = (

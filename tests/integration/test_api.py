@@ -219,6 +219,10 @@ def test_every_response_carries_data_as_of_and_probes_work(client, pipeline):
     assert client.get("/readyz").json() == {"status": "ready"}
     metrics = client.get("/metrics").text
     assert "api_requests_total" in metrics and "serving_snapshot_rows" in metrics
+    published = sql(pipeline["serving"], "SELECT epoch(published_at) FROM meta")[0][0]
+    exported = [float(ln.split()[1]) for ln in metrics.splitlines()
+                if ln.startswith("serving_snapshot_published_timestamp_seconds ")]
+    assert exported == [pytest.approx(float(published), abs=1e-3)]
     spec = client.get("/openapi.json").json()
     assert {"/api/outcomes/", "/api/outcomes/{outcome_id}/", "/api/outcomes/stats/",
             "/api/outcomes/winners/", "/api/outcomes/daily_stats/",
@@ -259,6 +263,72 @@ def test_a_new_snapshot_is_picked_up_and_old_queries_finish(tmp_path, pipeline):
         assert c.get("/api/outcomes/stats/").json()["total_outcomes"] == before + 7
         assert old.execute("SELECT count(*) FROM outcomes").fetchall()[0][0] == before
     con.close()
+
+
+def test_swaps_attach_to_one_duckdb_instance_and_detach_the_file_before_last(tmp_path,
+                                                                          pipeline):
+    """Every publish the store switches to is attached to its one DuckDB instance (an
+    instance costs 23 MiB before it reads anything; one per file held two in steady state);
+    the file before the current one stays attached for queries in flight, older ones are
+    detached and their descriptors closed."""
+    import os
+
+    from helios_pipeline.api.store import SnapshotStore
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(pipeline["db"], db)
+    path = tmp_path / "serving.duckdb"
+    con = duckdb.connect(str(db))
+    publish(con, path)
+    store = SnapshotStore(path, 32, check_every_s=0, retire_after_s=60)
+    try:
+        first = store.current()
+        assert first is not None
+        base = first.query("SELECT count(*) FROM outcomes")[0][0]
+        fds = []  # open descriptors after each swap
+        snaps = [first]
+        for i in range(1, 5):
+            con.execute("INSERT INTO outcomes SELECT * REPLACE (rid || ? AS rid) FROM outcomes "
+                        "LIMIT 1", [f"x{i}"]).fetchall()
+            publish(con, path)
+            snaps.append(store.current())
+            assert snaps[-1].con is first.con  # the same instance
+            assert snaps[-1].query("SELECT count(*) FROM outcomes")[0][0] == base + i
+            assert snaps[-2].query("SELECT count(*) FROM outcomes")[0][0] == base + i - 1
+            fds.append(len(os.listdir("/proc/self/fd")))
+        attached = sorted(r[0] for r in first.con.execute(
+            "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE 'snap%'"
+        ).fetchall())
+        assert attached == [snaps[-2].alias, snaps[-1].alias]
+        with pytest.raises(duckdb.Error, match=f"\"{snaps[-3].alias}\""):
+            snaps[-3].cursor()  # detached
+        assert fds[1] == fds[2] == fds[3], fds  # past the first swap, one closed per swap
+        # once retire_after_s has passed and nothing runs on it, the one before goes too;
+        # while a query runs on it, it stays
+        import threading
+        import time
+
+        store.retire_after_s = 0.0
+        slow = threading.Thread(target=snaps[-2].query,
+                                args=("SELECT sum(hash(range)) FROM range(200000000)",))
+        slow.start()
+        while snaps[-2].inflight == 0 and slow.is_alive():
+            time.sleep(0.001)
+        assert store.current() is snaps[-1] and store._previous is snaps[-2]
+        slow.join()
+        assert store.current() is snaps[-1]
+        attached = [r[0] for r in first.con.execute(
+            "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE 'snap%'"
+        ).fetchall()]
+        assert attached == [snaps[-1].alias]
+        assert len(os.listdir("/proc/self/fd")) == fds[3] - 2  # ours and DuckDB's own
+        assert snaps[-1].query("SELECT count(*) FROM outcomes")[0][0] == base + 4
+        # a request that took the detached snapshot earlier is answered from the newer one
+        assert snaps[-2].query("SELECT count(*) FROM outcomes")[0][0] == base + 4
+        assert snaps[-3].query("SELECT count(*) FROM outcomes")[0][0] == base + 4
+    finally:
+        store.close()
+        con.close()
 
 
 def test_large_bulk_loaded_warehouse_cube_and_scan_agree_with_sql(tmp_path):
