@@ -60,6 +60,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import RESULTS, write_results
+from bench.run import scrape
 from helios_pipeline.api import queries as q
 from helios_pipeline.serving.snapshot import publish
 from helios_pipeline.stack import probes
@@ -510,10 +511,7 @@ def dashboard_naive(con: duckdb.DuckDBPyConnection, reps: int) -> dict:
 
 def published_at(url: str) -> float:
     """The API's ``serving_snapshot_published_timestamp_seconds`` (0 when not exported)."""
-    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("serving_snapshot_published_timestamp_seconds "):
-            return float(line.split()[1])
-    return 0.0
+    return scrape([f"{url}/metrics"], "serving_snapshot_published_timestamp_seconds")
 
 
 def swaps_under_load(api: Api, db: Path, path_for: Callable[[int], str],

@@ -25,29 +25,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 from rich.console import Console
 from rich.table import Table
 
 from bench import write_results
-from bench.broker_memory import slope
+from bench.broker_memory import rss, slope
 from bench.run import pipeline_drain, start_stack, stop_stack, synthetic_bodies
 from ingest_services.settings import load_settings
 
-MIB = 1024 * 1024
 SERVICES = ("bidder", "auctioneer", "profiles", "gateway", "broker")
 SOAK_RATE = 200  # the one-hour soak's requests/s: growth per hour there = per million × 0.72
 console = Console()
 
 
 def rss_mib(pids: dict[str, int]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for name, pid in pids.items():
-        try:
-            out[name] = psutil.Process(pid).memory_info().rss / MIB
-        except psutil.Error:
-            out[name] = None
-    return out
+    """Each process's RSS with its children (a gateway's workers), ``broker_memory.rss``."""
+    return {name: rss(pid) for name, pid in pids.items()}
 
 
 def run(rounds: int, per_round: int, idle_s: float, home: Path,
