@@ -15,8 +15,9 @@ on Ctrl-C / SIGTERM):
 3. the API as a real process (``python -m helios_pipeline.cli serve api`` on a free
    127.0.0.1 port, stopped by PID), warmed up, then p50/p99 of GET ``/api/outcomes/stats/``,
    ``/api/outcomes/daily_stats/``, ``/api/outcomes/?segment=IAB3`` (first page) and
-   ``/api/requests/{rid}/`` (random existing rids) at concurrency 1 and 8 (httpx, one
-   client per thread, closed loop);
+   ``/api/requests/{rid}/`` (random existing rids) at concurrency 1 and 8, closed loop, by
+   wrk (bench/wrk.py: a C client, so the figure is the API's, not the load generator's on
+   the same 2 cores) or, with ``--client python`` or without wrk installed, httpx threads;
 4. the **naive baseline, in the same run**: the same answer computed the old system's way, a
    DuckDB connection (2 threads like the API, 128 MB: more buffer than the API) on the
    warehouse file running the straightforward SQL over the raw ``outcomes`` table, same concurrency;
@@ -59,7 +60,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from bench import RESULTS, write_results
+from bench import RESULTS, cpu_ticks, steal_pct, write_results, wrk
 from bench.run import scrape
 from helios_pipeline.api import queries as q
 from helios_pipeline.serving.snapshot import publish
@@ -552,7 +553,7 @@ def swaps_under_load(api: Api, db: Path, path_for: Callable[[int], str],
 
 # ---------------------------------------------------------------------------- one size
 def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps: int,
-             work_root: Path, res: dict) -> dict:
+             work_root: Path, res: dict, client: str = "wrk") -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"helios-bench-api-{n}-", dir=work_root))
     res.update(rows=n, started=datetime.now(UTC).isoformat(timespec="seconds"))
     api: Api | None = None
@@ -620,15 +621,21 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
             figs: dict = res.setdefault("figures", {})
             for name, (path_for, check) in endpoints.items():
                 for conc in (1, 8):
-                    cpu0 = api.cpu_s()
+                    cpu0, ticks0 = api.cpu_s(), cpu_ticks()
                     # c=1 asks calls 0.., c=8 calls 1000..: a random rid or filter of one
                     # run is never answered from the cache the other filled
-                    a = closed_loop(api_worker(api.url, path_for, check), conc, requests, cap_s,
-                                    start=0 if conc == 1 else C8_FROM)
+                    first = 0 if conc == 1 else C8_FROM
+                    if client == "wrk":  # the answers' shapes were checked in the warm-up
+                        a = wrk.closed_loop(api.url, [path_for(i) for i in range(
+                            first, first + requests)], conc, cap_s)
+                    else:
+                        a = closed_loop(api_worker(api.url, path_for, check), conc, requests,
+                                        cap_s, start=first)
                     # the API process's CPU per answered call: its service time, which the
                     # machine's load does not inflate the way it inflates wall-clock p50
                     a["cpu_ms_per_call"] = round(
                         1000 * (api.cpu_s() - cpu0) / (a["n"] + a.get("errors", 0)), 3)
+                    a["steal_pct"] = steal_pct(ticks0, cpu_ticks())
                     b = closed_loop(naive_worker(naive_con, name, rids), conc,
                                     requests, naive_cap_s, start=0 if conc == 1 else C8_FROM)
                     figs[f"{name}@{conc}"] = {"api": a, "naive": b,
@@ -638,7 +645,7 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
                                   f" ({a['n']} ok, "
                                   f"{a.get('errors', 0)} errors) | naive p50 "
                                   f"{b['p50_ms']:.1f} ms ({b['n']}); load "
-                                  f"{os.getloadavg()[0]:.1f}")
+                                  f"{os.getloadavg()[0]:.1f}, CPU steal {a['steal_pct']} %")
             console.print("  dashboard first load (headless Chromium)")
             res["dashboard"] = {
                 "browser": dashboard_browser(api.url, dash_reps),
@@ -668,11 +675,12 @@ def report(res: dict) -> Table:
     n = res["rows"]
     big = n > 1_000_000
     d = res["data"]
+    client = {"wrk": "wrk", "python": "httpx threads"}[res.get("client", "python")]
     t = Table(title=f"Analytics API, {n:,} outcome rows (bulk-loaded with SQL, not through "
                     f"the pipeline); publish {d['publish_s']} s; naive = same answer by SQL "
-                    "over the raw warehouse table, same run")
-    for col in ("figure", "p50", "p99", "API CPU/call", "naive p50", "naive / API", "target",
-                ""):
+                    f"over the raw warehouse table, same run; API figures by {client}")
+    for col in ("figure", "p50", "p99", "API CPU/call", "steal", "naive p50", "naive / API",
+                "target", ""):
         t.add_column(col, justify="right" if col not in ("figure", "") else "left")
     labels = {"stats": "stats/", "daily_stats": "daily_stats/",
               "outcomes": "outcomes/?segment=IAB3 p1", "request": "requests/{rid}/",
@@ -686,38 +694,44 @@ def report(res: dict) -> Table:
         errs = f" [red]({a['errors']} HTTP errors)[/]" if a.get("errors") else ""
         t.add_row(f"{labels[name]} c={conc}{errs}", f"{a['p50_ms']:.1f} ms",
                   f"{a['p99_ms']:.1f} ms", f"{a.get('cpu_ms_per_call', 0):.2f} ms",
+                  "" if a.get("steal_pct") is None else f"{a['steal_pct']:.0f} %",
                   f"{b['p50_ms']:.1f} ms", f"{b['p50_ms'] / a['p50_ms']:.1f}×",
                   f"p50 ≤ {target} ms", "met" if met else "[red]missed[/]")
+
+    def row(label: str, p50: str, p99: str = "", naive: str = "", ratio: str = "",
+            target: str = "", verdict: str = "") -> None:  # the rows without CPU or steal
+        t.add_row(label, p50, p99, "", "", naive, ratio, target, verdict)
+
     dash = res["dashboard"]
     br = dash["browser"]
-    t.add_row("dashboard: cards show numbers (Chromium)", f"{br['cards']['p50_ms']:.0f} ms",
-              f"max {br['cards']['max_ms']:.0f} ms", "", "", "", "", "")
+    row("dashboard: cards show numbers (Chromium)", f"{br['cards']['p50_ms']:.0f} ms",
+        f"max {br['cards']['max_ms']:.0f} ms")
     met = br["loaded"]["p50_ms"] <= DASHBOARD_TARGET_MS
-    t.add_row(f"dashboard: first load complete ({len(br['api_calls'])} API calls)",
-              f"{br['loaded']['p50_ms']:.0f} ms", f"max {br['loaded']['max_ms']:.0f} ms", "",
-              f"{dash['naive_sql']['p50_ms']:.0f} ms (SQL only)",
-              f"{dash['naive_sql']['p50_ms'] / br['loaded']['p50_ms']:.1f}×",
-              f"≤ {DASHBOARD_TARGET_MS} ms", "met" if met else "[red]missed[/]")
-    t.add_row("dashboard: same 9 fetches, sequential httpx",
-              f"{dash['sequential_httpx']['p50_ms']:.0f} ms",
-              f"max {dash['sequential_httpx']['max_ms']:.0f} ms", "", "", "", "", "")
+    row(f"dashboard: first load complete ({len(br['api_calls'])} API calls)",
+        f"{br['loaded']['p50_ms']:.0f} ms", f"max {br['loaded']['max_ms']:.0f} ms",
+        f"{dash['naive_sql']['p50_ms']:.0f} ms (SQL only)",
+        f"{dash['naive_sql']['p50_ms'] / br['loaded']['p50_ms']:.1f}×",
+        f"≤ {DASHBOARD_TARGET_MS} ms", "met" if met else "[red]missed[/]")
+    row("dashboard: same 9 fetches, sequential httpx",
+        f"{dash['sequential_httpx']['p50_ms']:.0f} ms",
+        f"max {dash['sequential_httpx']['max_ms']:.0f} ms")
     rss = res["rss"]
-    t.add_row("API RSS, max during the run", f"{rss['max_mib']:.0f} MiB",
-              f"at start {rss['start_mib']:.0f} MiB", "", "", "", f"≤ {RSS_TARGET_MIB} MiB",
-              "met" if rss["max_mib"] <= RSS_TARGET_MIB else "[red]missed[/]")
+    row("API RSS, max during the run", f"{rss['max_mib']:.0f} MiB",
+        f"at start {rss['start_mib']:.0f} MiB", target=f"≤ {RSS_TARGET_MIB} MiB",
+        verdict="met" if rss["max_mib"] <= RSS_TARGET_MIB else "[red]missed[/]")
     if "swaps" in res:  # absent in results written before the swap stage existed
         sw = res["swaps"]
-        t.add_row(f"requests/{{rid}}/ c=8 during {sw['swaps']} snapshot swaps",
-                  f"{sw['story']['p50_ms']:.1f} ms", f"{sw['story']['p99_ms']:.1f} ms", "", "",
-                  "", f"switch ≤ {sw['switch_s_max']} s", "")
-        t.add_row("API RSS, max before the swaps", f"{sw['rss_max_before_mib']:.0f} MiB",
-                  f"after {sw['rss_after_mib']:.0f} MiB", "", "", "", "", "")
-    t.add_row("publish snapshot, whole", f"{d['publish_s']} s", "", "",
-              f"bulk load {d['load_s']} s", "", "", "")
-    t.add_row(f"publish after one ingest ({d['patch_mode']}, {d['patch_rows']:,} rows)",
-              f"{d['patch_s']} s", "", "", f"whole {d['publish_s']} s",
-              f"{d['publish_s'] / max(d['patch_s'], 1e-3):.0f}×", f"≤ {FRESH_TARGET_S} s",
-              "met" if d["patch_s"] <= FRESH_TARGET_S else "[red]missed[/]")
+        row(f"requests/{{rid}}/ c=8 during {sw['swaps']} snapshot swaps",
+            f"{sw['story']['p50_ms']:.1f} ms", f"{sw['story']['p99_ms']:.1f} ms",
+            target=f"switch ≤ {sw['switch_s_max']} s")
+        row("API RSS, max before the swaps", f"{sw['rss_max_before_mib']:.0f} MiB",
+            f"after {sw['rss_after_mib']:.0f} MiB")
+    row("publish snapshot, whole", f"{d['publish_s']} s", naive=f"bulk load {d['load_s']} s")
+    row(f"publish after one ingest ({d['patch_mode']}, {d['patch_rows']:,} rows)",
+        f"{d['patch_s']} s", naive=f"whole {d['publish_s']} s",
+        ratio=f"{d['publish_s'] / max(d['patch_s'], 1e-3):.0f}×",
+        target=f"≤ {FRESH_TARGET_S} s",
+        verdict="met" if d["patch_s"] <= FRESH_TARGET_S else "[red]missed[/]")
     return t
 
 
@@ -732,6 +746,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--naive-seconds", type=float, default=15.0,
                     help="cap per naive figure (s)")
     ap.add_argument("--dashboard-loads", type=int, default=7)
+    ap.add_argument("--client", choices=("wrk", "python"),
+                    default="wrk" if wrk.available() else "python",
+                    help="load generator for the API figures: wrk (default where installed) "
+                         "or httpx threads, which share the cores and a GIL with each other")
     ap.add_argument("--cache-off", action="store_true",
                     help="run the API with HELIOS_API_CACHE_ENTRIES=0 (every call queries)")
     ap.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()),
@@ -741,6 +759,12 @@ def main(argv: list[str] | None = None) -> None:
     if not 0 < args.requests <= WARM_FROM - C8_FROM:
         ap.error(f"--requests must be 1..{WARM_FROM - C8_FROM}: c=1, c=8 and the warm-up ask "
                  "disjoint rids and filters")
+    if args.client == "wrk" and not wrk.available():
+        ap.error(f"--client wrk: wrk is not installed ({wrk.INSTALL_HINT}), or use "
+                 "--client python")
+    if args.client == "python":
+        console.print("API figures by httpx threads (no wrk: "
+                      f"{wrk.INSTALL_HINT}): at c=8 they include the client's own GIL")
     if args.cache_off:
         os.environ["HELIOS_API_CACHE_ENTRIES"] = "0"
 
@@ -751,18 +775,19 @@ def main(argv: list[str] | None = None) -> None:
     out = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
            "machine": {"cpus": os.cpu_count(),
                        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1)},
-           "duckdb": duckdb.__version__, "requests": args.requests, "sizes": {},
+           "duckdb": duckdb.__version__, "requests": args.requests, "client": args.client,
+           "sizes": {},
            "api_env": {k: v for k, v in os.environ.items()
                        if k.startswith("HELIOS_API_") or k == "MALLOC_ARENA_MAX"},
            "load_at_start": os.getloadavg()}
     with contextlib.suppress(OSError, ValueError, KeyError):  # keep other sizes' results
         out["sizes"] = json.loads((RESULTS / "api.json").read_text())["sizes"]
     for n in sizes:
-        res: dict = {}
+        res: dict = {"client": args.client}
         out["sizes"][str(n)] = res
         try:
             run_size(n, args.requests, args.seconds, args.naive_seconds,
-                     args.dashboard_loads, args.tmp, res)
+                     args.dashboard_loads, args.tmp, res, args.client)
             console.print(report(res))
         except Exception as e:  # keep what was measured, and why it stopped
             res["failed"] = f"{type(e).__name__}: {e}"
