@@ -65,20 +65,23 @@ def closed_loop(base_url: str, paths: list[str], concurrency: int, cap_s: float)
         proc = subprocess.Popen(
             ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(cap_s))}s", "--timeout", "60s",
              "-s", str(script), base_url.rstrip("/") + "/"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = []
-        assert proc.stdout is not None
-        for ln in proc.stdout:  # wrk otherwise sleeps out its -d even when its thread stopped
-            lines.append(ln)
-            if ln.startswith("HELIOS_WRK_DONE"):
-                proc.send_signal(signal.SIGINT)  # wrk then prints its summary and exits
-        stderr = proc.stderr.read() if proc.stderr else ""
-        proc.wait()
-        stdout = "".join(lines)
-    line = next((ln for ln in stdout.splitlines() if ln.startswith("HELIOS_WRK ")), None)
+        try:
+            assert proc.stdout is not None
+            for ln in proc.stdout:  # wrk would sleep out its -d even when its thread stopped
+                lines.append(ln)
+                if ln.startswith("HELIOS_WRK_DONE"):
+                    proc.send_signal(signal.SIGINT)  # wrk then prints its summary and exits
+            proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted here (Ctrl-C): never leave wrk running
+                proc.kill()
+                proc.wait()
+        output = "".join(lines)
+    line = next((ln for ln in output.splitlines() if ln.startswith("HELIOS_WRK ")), None)
     if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed (exit {proc.returncode}): "
-                           f"{(stderr or stdout).strip()[:300]}")
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}): {output.strip()[:300]}")
     f = {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
     errors = f["status"] + f["socket"]
     if f["n"] <= errors:

@@ -77,3 +77,8 @@ def test_all_failing_is_an_error(server):
     url, _asked = server
     with pytest.raises(RuntimeError, match="every call failed"):
         wrk.closed_loop(url, ["/x/bad"] * 5, 2, cap_s=10)
+
+
+def test_no_server_is_a_clear_error():
+    with pytest.raises(RuntimeError, match=r"wrk failed .*(connect|refused)"):
+        wrk.closed_loop("http://127.0.0.1:9", ["/p"], 1, cap_s=5)
