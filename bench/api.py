@@ -637,7 +637,7 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
                         1000 * (api.cpu_s() - cpu0) / (a["n"] + a.get("errors", 0)), 3)
                     a["steal_pct"] = steal_pct(ticks0, cpu_ticks())
                     b = closed_loop(naive_worker(naive_con, name, rids), conc,
-                                    requests, naive_cap_s, start=0 if conc == 1 else C8_FROM)
+                                    requests, naive_cap_s, start=first)
                     figs[f"{name}@{conc}"] = {"api": a, "naive": b,
                                               "load1": round(os.getloadavg()[0], 2)}
                     console.print(f"  {name:12} c={conc}: API p50 {a['p50_ms']:.1f} ms "
