@@ -63,6 +63,7 @@ from rich.table import Table
 from bench import RESULTS, cpu_ticks, steal_pct, write_results, wrk
 from bench.run import scrape
 from helios_pipeline.api import queries as q
+from helios_pipeline.serving import stories
 from helios_pipeline.serving.snapshot import publish
 from helios_pipeline.stack import probes
 from helios_pipeline.stack.servers import launch_chromium
@@ -291,7 +292,7 @@ def build_warehouse(db: Path, n: int) -> dict:
         # what the next publish costs after one ingest: the newest PATCH_ROWS rows logged
         # as changed, as ingest_topic logs a batch's rid range (rewritten in place, so the
         # data the API is measured on stays the shape above): a patch of the file just
-        # written, which re-copies them, their stories and their days' statistics
+        # written, which re-copies them and their days' statistics, and writes a stories tail
         con.execute(tables.ddl(tables.ServingChange)).fetchall()
         con.execute("INSERT INTO serving_changes (lo_rid, hi_rid) SELECT min(rid), max(rid) "
                     "FROM (SELECT rid FROM outcomes ORDER BY rid DESC LIMIT ?)",
@@ -306,6 +307,8 @@ def build_warehouse(db: Path, n: int) -> dict:
             "patch_rows": patched.tail_rows,
             "warehouse_mb": round(db.stat().st_size / 2**20),
             "snapshot_mb": round(pub.path.stat().st_size / 2**20),
+            "stories_mb": round(sum((pub.path.parent / f).stat().st_size
+                                    for f in patched.stories) / 2**20),
             "shape": {**dict(zip(keys, shape, strict=True)), "users": users},
             "snapshot": str(pub.path)}
 
@@ -569,9 +572,10 @@ def run_size(n: int, requests: int, cap_s: float, naive_cap_s: float, dash_reps:
         # the snapshot's pages in the OS cache, as a serving file in use is (and as the naive
         # side's warm-up below does for the warehouse): this machine's page reclaim (DAMON)
         # evicts a file written minutes ago, and random stories then measure the disk
-        with snap.open("rb") as fh:
-            while fh.read(8 << 20):
-                pass
+        for f in (snap, *snap.parent.glob(stories.pattern(snap))):
+            with f.open("rb") as fh:
+                while fh.read(8 << 20):
+                    pass
         api = Api(snap, work)
         total = n
 

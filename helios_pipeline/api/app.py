@@ -168,15 +168,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     def snapshot() -> Snapshot | None:
         return store.current()
 
-    async def answer(request: Request, snap: Snapshot | None, build) -> Response:
+    async def answer(request: Request, snap: Snapshot | None, build,
+                     inline: bool = False) -> Response:
         """``build()``'s answer, from the cache when this snapshot already gave it (in the
-        event loop); else ``build()`` and the encoding run in the thread pool."""
+        event loop); else ``build()`` and the encoding run in the thread pool, or, when
+        ``inline`` (a story from the stories file: ~0.02 ms), in the event loop: a hop to a
+        thread and back cost more than that (0.15 ms of CPU on a 2-core VM, measured)."""
         if snap is None:
             return JSON(build())
         key = (snap.generation, request.scope["path"], request.scope["query_string"])
         body = cache.get(key)
         if body is None:
-            body, cost = await run_in_threadpool(_build_timed, build)
+            body, cost = (_build_timed(build) if inline
+                          else await run_in_threadpool(_build_timed, build))
             cache.put(key, body, cost)
         return Response(body, media_type="application/json")
 
@@ -269,7 +273,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             if not rows:
                 raise HTTPException(404, f"no outcome {outcome_id!r}")
             return q.outcome_json(rows[0])
-        return await answer(request, snap, build)
+        return await answer(request, snap, build, inline=snap.stories is not None)
 
     @app.get("/api/requests/{rid}/", response_model=RequestStory,
              responses={404: {"description": "No such request (or not ingested yet)"}},
@@ -284,7 +288,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             if not rows:
                 raise HTTPException(404, f"no request {rid!r} in the serving snapshot")
             return q.story_json(rows)
-        return await answer(request, snap, build)
+        return await answer(request, snap, build, inline=snap.stories is not None)
 
     @app.get("/healthz", response_model=Health, summary="Liveness")
     def healthz():

@@ -321,7 +321,7 @@ def test_swaps_attach_to_one_duckdb_instance_and_detach_the_file_before_last(tmp
             "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE 'snap%'"
         ).fetchall()]
         assert attached == [snaps[-1].alias]
-        assert len(os.listdir("/proc/self/fd")) == fds[3] - 2  # ours and DuckDB's own
+        assert len(os.listdir("/proc/self/fd")) == fds[3] - 3  # ours, DuckDB's, the stories file's
         assert snaps[-1].query("SELECT count(*) FROM outcomes")[0][0] == base + 4
         # a request that took the detached snapshot earlier is answered from the newer one
         assert snaps[-2].query("SELECT count(*) FROM outcomes")[0][0] == base + 4
@@ -367,7 +367,7 @@ def test_large_bulk_loaded_warehouse_cube_and_scan_agree_with_sql(tmp_path):
 
 
 def _pages_equal_wide_pages(serving: Path) -> int:
-    """Pages read in two steps (row ids, then ``stories``) equal the 27-column query, for
+    """Pages read in two steps (keys, then the stories file) equal the 27-column query, for
     several filters, orderings and offsets; returns how many rows were compared."""
     from helios_pipeline.api import queries as q
     from helios_pipeline.api.store import SnapshotStore
@@ -376,7 +376,7 @@ def _pages_equal_wide_pages(serving: Path) -> int:
     n = 0
     try:
         snap = store.current()
-        assert snap is not None and snap.has_stories
+        assert snap is not None and snap.stories is not None
         for f in (q.Filters(), q.Filters(segment="IAB3"), q.Filters(outcome="won"),
                   q.Filters(media_type="video", min_price=1.0), q.Filters(segment="nope")):
             where, params = f.where()
@@ -431,7 +431,7 @@ def test_helios_serve_api_before_any_snapshot_is_up_but_not_ready(api_empty_serv
 
 
 def _stories_equal_wide_rows(serving: Path, rids: list[str] | None = None) -> int:
-    """Every story (and outcome) read from ``stories`` equals the one built from the 27
+    """Every story (and outcome) read from the stories file equals the one built from the 27
     ``outcomes`` columns; returns how many requests were compared."""
     from helios_pipeline.api import queries as q
     from helios_pipeline.api.store import SnapshotStore
@@ -439,7 +439,7 @@ def _stories_equal_wide_rows(serving: Path, rids: list[str] | None = None) -> in
     store = SnapshotStore(serving, 64)
     try:
         snap = store.current()
-        assert snap is not None and snap.has_stories
+        assert snap is not None and snap.stories is not None
         if rids is None:
             rids = [r[0] for r in snap.query("SELECT DISTINCT rid FROM outcomes")]
         for rid in rids:
@@ -453,28 +453,36 @@ def _stories_equal_wide_rows(serving: Path, rids: list[str] | None = None) -> in
     return len(rids)
 
 
-def test_stories_table_gives_the_same_story_as_the_outcome_rows(pipeline, pipeline_pg):
-    """The snapshot's narrow ``stories`` (one JSON array per outcome row) against the wide
+def test_stories_file_gives_the_same_story_as_the_outcome_rows(pipeline, pipeline_pg):
+    """The snapshot's stories file (one JSON array per outcome row) against the wide
     rows, for every request, on both warehouse backends' snapshots."""
     assert _stories_equal_wide_rows(pipeline["serving"]) > 0
     assert _stories_equal_wide_rows(pipeline_pg["serving"]) > 0
     assert _pages_equal_wide_pages(pipeline_pg["serving"]) > 0
 
 
-def test_story_from_a_snapshot_without_the_stories_table(tmp_path, pipeline, client):
-    """A snapshot written before ``stories`` existed (kept while the API is upgraded) still
-    answers stories, from ``outcomes``."""
+@pytest.mark.parametrize("older", ["no stories columns", "stories file gone"])
+def test_story_from_a_snapshot_without_its_stories_file(tmp_path, pipeline, client, older):
+    """A snapshot written before stories files existed (kept while the API is upgraded), or
+    whose stories file is gone, still answers stories, outcomes and pages, from
+    ``outcomes``."""
     path = tmp_path / "old.duckdb"
     shutil.copy(pipeline["serving"], path)
-    con = duckdb.connect(str(path))
-    con.execute("DROP TABLE stories").fetchall()
-    con.close()
+    if older == "no stories columns":
+        con = duckdb.connect(str(path))
+        for col in ("stories", "stories_from"):
+            con.execute(f"ALTER TABLE meta DROP COLUMN {col}").fetchall()
+        con.close()
+    # either way the copy's stories file is not beside it: the file it names is the original's
     rid = pipeline["my_rid"]
     with TestClient(create_app(load_settings(ApiSettings, serving_path=path))) as c:
-        assert c.app.state.store.current().has_stories is False
+        assert c.app.state.store.current().stories is None
         assert c.get(f"/api/requests/{rid}/").json() == client.get(f"/api/requests/{rid}/").json()
         imp = client.get(f"/api/outcomes/{rid}:a/").json()
         assert c.get(f"/api/outcomes/{rid}:a/").json() == imp and imp["imp_id"] == "a"
+        page = {"ordering": "bid_price", "page_size": 7}
+        assert (c.get("/api/outcomes/", params=page).json()["results"]
+                == client.get("/api/outcomes/", params=page).json()["results"])
 
 
 def test_helios_serve_api_runs_the_lean_entry_point(tmp_path):

@@ -3,21 +3,24 @@
 A warehouse of 60,000 time-ordered outcome rows (bulk-loaded with SQL, like the ingest's
 rids they grow with time) is published whole; then an "ingest" adds rows, changes some
 recent ones and logs the rid range in ``serving_changes``, as ``ingest_topic`` does. The
-next publish must patch the previous file (re-copy only the tail) and come out equal, table
-by table, to a snapshot written whole from the same warehouse, with ``stories`` row ids
-still pairing with ``outcomes``' (the API's page reads both by row id). The fallbacks are
-checked too: nothing logged → unchanged; rows added without the log → a whole rewrite; a
-snapshot of another layout → a whole rewrite; the applied log rows are gone afterwards.
+next publish must patch the previous file and its stories file (re-copy only the tail) and
+come out equal, table by table, to a snapshot written whole from the same warehouse, with a
+story for every outcome row and none more. The fallbacks are checked too: nothing logged →
+unchanged; rows added without the log → a whole rewrite; a snapshot of another layout, or
+whose stories file is gone → a whole rewrite; the applied log rows are gone afterwards; only
+the stories files of the current snapshot and the one before it are kept.
 """
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from helios_pipeline.serving import stories
 from helios_pipeline.serving.snapshot import ROLLUPS, ROW_GROUP_SIZE, publish
 from helios_pipeline.warehouse import tables
 from tests.integration.test_api import BULK
@@ -59,14 +62,41 @@ def ingest_like(con: duckdb.DuckDBPyConnection, first: int, new: int, changed: i
                 [rid(first - changed), rid(first + new - 1)]).fetchall()
 
 
+def story_files(snapshot: Path) -> list[tuple[Path, str]]:
+    """The snapshot's stories files, each with the first rid it answers for."""
+    con = duckdb.connect(str(snapshot), read_only=True)
+    names, froms = con.execute("SELECT stories, stories_from FROM meta").fetchall()[0]
+    con.close()
+    return [(snapshot.parent / n, f) for n, f in zip(names, froms, strict=True)]
+
+
+def story_rows(snapshot: Path) -> list[tuple]:
+    """Every (rid, imp_id, row) the API can read: from each stories file, the rids of its
+    range (a base's rows from the tail's first rid on are stale and never asked)."""
+    files, rows = story_files(snapshot), []
+    for i, (f, lo) in enumerate(files):
+        hi = files[i + 1][1] if i + 1 < len(files) else "\U0010ffff"
+        db = sqlite3.connect(f"file:{f}?mode=ro", uri=True)
+        rows += db.execute("SELECT rid, imp_id, row FROM stories WHERE rid >= ? AND rid < ?",
+                           (lo, hi)).fetchall()
+        db.close()
+    return rows
+
+
 def differences(a: Path, b: Path) -> dict[str, int]:
     """Rows of each snapshot table in one file and not the other (both ways; sums to 1e-6),
-    and in ``a``, story row ids that do not name the same rid as in ``outcomes``."""
+    the same for the two stories files, and in ``a``, outcome rows without a story or
+    stories without an outcome row."""
     con = duckdb.connect()
     con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
     con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
     out = {}
-    for t in ("outcomes", "stories", "cube", *ROLLUPS):
+    sa, sb = story_rows(a), story_rows(b)
+    out["stories"] = len(set(sa) ^ set(sb)) + abs(len(sa) - len(sb))
+    keys = {r[:2] for r in sa}
+    outcomes = set(con.execute("SELECT rid, imp_id FROM a.outcomes").fetchall())
+    out["misaligned"] = len(keys ^ outcomes) + abs(len(sa) - len(keys))
+    for t in ("outcomes", "cube", *ROLLUPS):
         cols = [r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'a' "
             "AND table_name = ? ORDER BY ordinal_position", [t]).fetchall()]
@@ -75,9 +105,6 @@ def differences(a: Path, b: Path) -> dict[str, int]:
             f"SELECT (SELECT count(*) FROM (SELECT {sel} FROM a.{t} EXCEPT ALL "
             f"SELECT {sel} FROM b.{t})) + (SELECT count(*) FROM (SELECT {sel} FROM b.{t} "
             f"EXCEPT ALL SELECT {sel} FROM a.{t}))").fetchall()[0][0]
-    out["misaligned"] = con.execute(
-        "SELECT count(*) FROM a.outcomes o FULL JOIN a.stories s ON o.rowid = s.rowid "
-        "WHERE o.rid IS DISTINCT FROM s.rid").fetchall()[0][0]
     out["meta"] = int(con.execute("SELECT count(*) FROM (SELECT rows, as_of FROM a.meta "
                                   "EXCEPT SELECT rows, as_of FROM b.meta)").fetchall()[0][0])
     con.close()
@@ -93,10 +120,16 @@ def test_a_patched_snapshot_equals_a_rewrite(warehouse, tmp_path):
     assert first.mode == "full" and first.rows == N
     stale = tmp_path / "stale.duckdb"
     shutil.copyfile(path, stale)
+    [(base, _)] = story_files(path)
+    shutil.copyfile(base, tmp_path / "stale-stories.sqlite")
+    with duckdb.connect(str(stale)) as con:  # its own copy: publishes prune old files
+        con.execute("UPDATE meta SET stories = ['stale-stories.sqlite']")
     ingest_like(warehouse, N, new=1_500, changed=400)
     patched = publish(warehouse, path)
     assert patched.mode == "patched" and patched.rows == N + 1_500
     assert patched.tail_rows == 1_900  # the changed rows and the new ones, nothing else
+    assert patched.stories[0] == first.stories[0] == base.name  # the base is not rewritten
+    assert [f[1] for f in story_files(path)] == ["", rid(N - 400)]
     assert warehouse.execute("SELECT count(*) FROM serving_changes").fetchall()[0][0] == 0
     assert publish(warehouse, path).mode == "unchanged"  # nothing logged since
     assert publish(warehouse, whole).mode == "full"  # no previous file there
@@ -107,6 +140,9 @@ def test_a_patched_snapshot_equals_a_rewrite(warehouse, tmp_path):
     ingest_like(warehouse, N + 1_500, new=700, changed=50)
     again = publish(warehouse, path)
     assert again.mode == "patched" and again.tail_rows == 750
+    # the stories tail starts at the lowest rid changed since the whole rewrite
+    assert [f[1] for f in story_files(path)] == ["", rid(N - 400)]
+    assert again.stories[0] == base.name and again.stories[1] != patched.stories[1]
     whole.unlink()
     publish(warehouse, whole)
     assert differences(path, whole) == ZERO
@@ -140,47 +176,66 @@ def largest_row_group(path: Path, table: str) -> tuple[int, int]:
 
 
 def test_a_patched_snapshot_keeps_its_small_row_groups(warehouse, tmp_path):
-    """The story lookup reads one row group by its min/max rid, so the row groups must stay
-    small (ROW_GROUP_SIZE) after a patch too: attached without the size, the patch's
-    checkpoint merged them all into DuckDB's default 122,880 rows, and every lookup at 1 M
-    rows scanned 7.5× more rids (5 instead of 0.7 ms of CPU)."""
+    """A filtered page's Top-N skips row groups by their min/max, so the row groups must
+    stay small (ROW_GROUP_SIZE) after a patch too: attached without the size, the patch's
+    checkpoint merged them all into DuckDB's default 122,880 rows."""
     path = tmp_path / "serving.duckdb"
     publish(warehouse, path)
     groups = -(-N // ROW_GROUP_SIZE)
-    for table in ("outcomes", "stories"):
-        assert largest_row_group(path, table) == (ROW_GROUP_SIZE, groups)
+    assert largest_row_group(path, "outcomes") == (ROW_GROUP_SIZE, groups)
     ingest_like(warehouse, N, new=1_500, changed=400)
     assert publish(warehouse, path).mode == "patched"
-    for table in ("outcomes", "stories"):
-        biggest, count = largest_row_group(path, table)
-        assert biggest <= ROW_GROUP_SIZE and count >= groups, (table, biggest, count)
+    biggest, count = largest_row_group(path, "outcomes")
+    assert biggest <= ROW_GROUP_SIZE and count >= groups, (biggest, count)
 
 
-def test_a_story_is_found_by_its_key_and_only_its_own_rows(warehouse, tmp_path):
-    """``stories.k`` (the rid's first 16 hex digits) is shared by requests of one process
-    in one millisecond: the lookup by key keeps only the asked rid's rows; a rid that is
-    not hex is found by itself; an unknown one gives nothing."""
+def test_a_story_has_its_own_rows_only(warehouse, tmp_path):
+    """Requests whose rids share a prefix (one gateway process in one millisecond) or are
+    not hex each get their own rows, in imp id order; an unknown rid gets none."""
     from helios_pipeline.api.store import SnapshotStore
 
-    base = rid(5)  # 16 decimal digits: valid hex, so a key
+    base = rid(5)
     for rid_sql in (f"'{base}' || 'aa'", f"'{base}' || 'bb'", f"'zz' || '{base}'"):
         for table in ("outcomes", "bid_requests"):
             warehouse.execute(f"INSERT INTO {table} SELECT * REPLACE ({rid_sql} AS rid) "
                               f"FROM {table} WHERE rid = ?", [base]).fetchall()
+    warehouse.execute("INSERT INTO outcomes SELECT * REPLACE ('0' AS imp_id) FROM outcomes "
+                      "WHERE rid = ?", [base + "aa"]).fetchall()
     path = tmp_path / "serving.duckdb"
     publish(warehouse, path)
     store = SnapshotStore(path)
     snap = store.current()
     try:
-        assert snap.has_story_key
-        keys = {r[0] for r in snap.query("SELECT DISTINCT k FROM stories WHERE rid LIKE ?",
-                                         [f"{base}%"])}
-        assert keys == {int(base, 16)}  # three requests share one key
-        expected = snap.query("SELECT count(*) FROM outcomes WHERE rid = ?", [base])[0][0]
-        assert expected >= 1
+        assert snap.stories is not None
         for asked in (base, base + "aa", base + "bb", "zz" + base):
+            expected = snap.query("SELECT imp_id FROM outcomes WHERE rid = ? ORDER BY imp_id",
+                                  [asked])
             rows = snap.story_rows(asked)
-            assert len(rows) == expected and {r[0] for r in rows} == {asked}, asked
+            assert expected and [r[1] for r in rows] == [e[0] for e in expected], asked
+            assert {r[0] for r in rows} == {asked}, asked
         assert snap.story_rows(rid(10**9)) == [] and snap.story_rows("no-such-rid") == []
     finally:
         store.close()
+
+
+def test_stories_files_are_kept_for_the_current_snapshot_and_the_one_before(warehouse,
+                                                                            tmp_path):
+    """Each publish writes a new stories tail (a file a snapshot names never changes) and
+    removes the files that neither the new snapshot nor the one before it name; a snapshot
+    whose stories base is gone is rewritten whole, not patched."""
+    path = tmp_path / "serving.duckdb"
+    pubs = []
+    for i in range(4):
+        ingest_like(warehouse, N + 10 * i, new=10, changed=2)
+        pubs.append(publish(warehouse, path))
+        assert pubs[-1].stories == tuple(f[0].name for f in story_files(path))
+        on_disk = {f.name for f in tmp_path.glob(stories.pattern(path))}
+        assert on_disk == {*pubs[-1].stories, *(pubs[-2].stories if i else ())}, i
+    assert [p.mode for p in pubs] == ["full", "patched", "patched", "patched"]
+    assert len({p.stories[-1] for p in pubs}) == 4  # a new tail each time, one base
+    assert {p.stories[0] for p in pubs} == {pubs[0].stories[0]}
+    story_files(path)[0][0].unlink()
+    ingest_like(warehouse, N + 40, new=10, changed=2)
+    again = publish(warehouse, path)
+    assert again.mode == "full" and len(again.stories) == 1
+    assert len(story_rows(path)) == again.rows
