@@ -57,7 +57,8 @@ def serving_daily_stats(context: dg.AssetExecutionContext, warehouse: DuckDBWare
     pool="duckdb_writer",  # reads the warehouse: wait for the writer, never block it
     deps=[outcomes],
     description="The analytics API's read-only snapshot of outcomes (sorted by rid, with "
-                "pre-aggregated counts), swapped in atomically after every ingest",
+                "pre-aggregated counts and the stories files keyed by rid), swapped in "
+                "atomically after every ingest",
 )
 def serving_snapshot(warehouse: DuckDBWarehouse, paths: PathsResource) -> dg.MaterializeResult:
     with warehouse.open() as db:
@@ -69,4 +70,5 @@ def serving_snapshot(warehouse: DuckDBWarehouse, paths: PathsResource) -> dg.Mat
         "publish_mode": pub.mode,  # full | patched | unchanged (serving/snapshot.py)
         "tail_rows": pub.tail_rows,
         "path": dg.MetadataValue.path(str(pub.path)),
+        "stories_files": ", ".join(pub.stories),  # SQLite, beside it (serving/stories.py)
     }, data_version=dg.DataVersion(f"{pub.rows}:{pub.as_of or ''}"))

@@ -205,7 +205,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _iso(ts) -> str | None:
     """A time as the API shows it (UTC, milliseconds); an ``int`` is epoch microseconds
-    (the snapshot's ``stories`` rows)."""
+    (the rows of the snapshot's stories files)."""
     if ts is None or isinstance(ts, str):
         return ts
     if isinstance(ts, int):
