@@ -15,6 +15,7 @@ of the afternoon's changes (bench/README.md).
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import date
 from pathlib import Path
@@ -184,8 +185,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             cache.put(key, body, cost)
         return Response(body, media_type="application/json")
 
+    @app.exception_handler(sqlite3.Error)  # a stories file (store.py)
     @app.exception_handler(duckdb.Error)
-    async def busy(_request: Request, exc: duckdb.Error):
+    async def busy(_request: Request, exc: Exception):
         """A query the snapshot could not answer now (e.g. out of memory): a clear 503 with
         Retry-After, never a 500 with a traceback."""
         return JSONResponse({"detail": f"the serving store could not answer now: "

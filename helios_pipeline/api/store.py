@@ -56,7 +56,9 @@ class Snapshot:
     as_of_header: str = "none"  # X-Data-As-Of, formatted once
     # None: no stories files (a snapshot of an older layout, or a file is gone); stories
     # and pages are then read from ``outcomes`` (27 columns), slower but the same answers.
-    # Else one connection per file, and the first rid each file answers for.
+    # Else one connection per file, and the first rid each file answers for. A connection
+    # is shared by the event loop and the handler threads with no lock of ours: SQLite is
+    # built serialized here (``sqlite3.threadsafety == 3``, checked when a file is opened).
     stories: list[sqlite3.Connection] | None = None
     stories_from: list[str] = field(default_factory=list)
     # One cursor per thread, kept: a new cursor + ``USE snap`` cost 0.2 ms per query.
@@ -66,7 +68,6 @@ class Snapshot:
     # swap and only now queries it is answered from the newer one instead of failing.
     successor: Snapshot | None = None
     _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _stories_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur = self.con.cursor()
@@ -113,10 +114,9 @@ class Snapshot:
         with self._in_use() as snap:
             if snap.stories is None:
                 return {}
-            with snap._stories_lock:
-                found = [snap._stories_of(k[0]).execute(
-                    "SELECT row FROM stories WHERE rid = ? AND imp_id = ?", k).fetchone()
-                    for k in keys]
+            found = [snap._stories_of(k[0]).execute(
+                "SELECT row FROM stories WHERE rid = ? AND imp_id = ?", k).fetchone()
+                for k in keys]
         return {k: orjson.loads(r[0]) for k, r in zip(keys, found, strict=True) if r}
 
     def story_rows(self, rid: str) -> list:
@@ -126,9 +126,8 @@ class Snapshot:
         with self._in_use() as snap:
             if snap.stories is None:
                 return snap.wide_story_rows(rid)
-            with snap._stories_lock:
-                found = snap._stories_of(rid).execute(
-                    "SELECT row FROM stories WHERE rid = ?", (rid,)).fetchall()
+            found = snap._stories_of(rid).execute(
+                "SELECT row FROM stories WHERE rid = ?", (rid,)).fetchall()
         return [orjson.loads(r[0]) for r in found]
 
     def page_rows(self, where: str, params: list, order: str, limit: int, offset: int
@@ -228,6 +227,8 @@ class SnapshotStore:
         """The snapshot's stories files, read-only and immutable (never written once named:
         no locks, no journal to check); None unless all are there (then the snapshot is
         read wide)."""
+        if sqlite3.threadsafety != 3:  # a build whose connections threads may not share
+            return None
         dbs: list[sqlite3.Connection] = []
         try:
             for name in names:

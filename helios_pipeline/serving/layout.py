@@ -30,11 +30,11 @@ STORY_COLUMNS = (
     "bidfloorcur", "profile")
 
 # The stories: every outcome row as one JSON array of ``STORY_COLUMNS``, keyed by (rid,
-# imp_id), in a SQLite file beside the snapshot (its name in the snapshot's ``meta.stories``;
-# serving/stories.py writes it, the API reads it). A story is a point lookup, and a B-tree
-# answers it in 0.011 ms of CPU where DuckDB's narrowest scan (a key column's min/max, one
-# row group) cost 0.8 ms at 1 M and 10 M rows, most of it a query's fixed cost of parsing,
-# planning and starting a scan (bench/README.md, 2026-12-03).
+# imp_id), in SQLite files beside the snapshot (a base and a tail, named in its
+# ``meta.stories``; serving/stories.py writes them, the API reads them). A story is a point
+# lookup, and a B-tree answers it in 0.011 ms of CPU where DuckDB's narrowest scan (a key
+# column's min/max, one row group) cost 0.8 ms at 1 M and 10 M rows, most of it a query's
+# fixed cost of parsing, planning and starting a scan (bench/README.md, 2026-12-03).
 STORIES_DDL = (
     "CREATE TABLE stories (rid TEXT NOT NULL, imp_id TEXT NOT NULL, row TEXT NOT NULL, "
     "PRIMARY KEY (rid, imp_id)) WITHOUT ROWID")

@@ -10,9 +10,8 @@ What is in it:
 
 * ``outcomes``: every row, with ``user_id`` from the request, ordered by ``rid``. Request
   ids are time-ordered (``messages.rid_at``), so this is also arrival order, and DuckDB's
-  per-row-group min/max lets the request story (``WHERE rid = ?``) read one row group: no
-  index to build at publish time or to hold in the API's memory (an ART index over 10 M
-  random keys did not fit the API's buffer);
+  per-row-group min/max lets a story read from here (``WHERE rid = ?``, where the stories
+  files are missing) read one row group, and a patch replace a tail of row groups;
 * ``meta.stories`` names the snapshot's stories files (``meta.stories_from``: the first rid
   of each): the same rows as one JSON array each of the columns the API shows, keyed by
   (rid, imp_id), in SQLite beside it (stories.py): a request's story, and a page's rows,

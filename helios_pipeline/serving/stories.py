@@ -59,6 +59,12 @@ def write(con: duckdb.DuckDBPyConnection, snapshot: Path, since: str | None = No
             db.execute("COMMIT")
         finally:
             db.close()
+        # on disk before a snapshot names it: the next patch keeps the base as it is
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -485,6 +485,26 @@ def test_story_from_a_snapshot_without_its_stories_file(tmp_path, pipeline, clie
                 == client.get("/api/outcomes/", params=page).json()["results"])
 
 
+def test_a_damaged_stories_file_is_a_503_not_a_500(tmp_path, pipeline):
+    """A stories file that cannot be read (here: cut short after the API opened it) gives
+    the same clear 503 with Retry-After as a DuckDB error, never a 500 with a traceback."""
+    serving = tmp_path / "serving"
+    shutil.copytree(pipeline["serving"].parent, serving)
+    path = serving / pipeline["serving"].name
+    with TestClient(create_app(load_settings(ApiSettings, serving_path=path))) as c:
+        snap = c.app.state.store.current()
+        assert snap.stories is not None and len(snap.stories) == 1
+        first, last = snap.query("SELECT min(rid), max(rid) FROM outcomes")[0]
+        assert c.get(f"/api/requests/{first}/").status_code == 200
+        [name] = sql(path, "SELECT stories FROM meta")[0][0]
+        with (serving / name).open("r+b") as f:
+            assert f.seek(0, 2) > 16_384  # more pages than the ones just read
+            f.truncate(8_192)
+        got = c.get(f"/api/requests/{last}/")
+        assert got.status_code == 503, got.text
+        assert got.headers["Retry-After"] == "1" and "serving store" in got.json()["detail"]
+
+
 def test_helios_serve_api_runs_the_lean_entry_point(tmp_path):
     """`helios serve api` execs helios_pipeline.api.serve (same PID), with glibc's arenas
     capped, so the serving process never carries the CLI's imports."""
