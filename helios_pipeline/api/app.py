@@ -6,11 +6,12 @@ its clients keep working, and adds the request story. Reads only the serving sna
 warehouse. Every response carries ``X-Data-As-Of``. With ``HELIOS_API_KEYS`` set, ``/api/*``
 needs a key (ingest_services/common/auth.py); the page, probes, metrics and docs stay open.
 Handlers are ``async``: an answer already cached for this snapshot is sent from the event
-loop without a thread hop; a query runs in the thread pool (DuckDB releases the GIL while it
-scans). The ``X-Data-As-Of`` header and the metrics come from a plain ASGI middleware, not
-``@app.middleware("http")`` (Starlette's BaseHTTPMiddleware, which streams every response
-through an extra task). The CPU per call this saves is measured only together with the rest
-of the afternoon's changes (bench/README.md).
+loop without a thread hop; so is a story or one outcome read from the snapshot's stories
+files (a SQLite lookup, cheaper than the hop); a DuckDB query runs in the thread pool (DuckDB
+releases the GIL while it scans). The ``X-Data-As-Of`` header and the metrics come from a
+plain ASGI middleware, not ``@app.middleware("http")`` (Starlette's BaseHTTPMiddleware,
+which streams every response through an extra task). The CPU per call this saves is
+measured only together with the rest of the afternoon's changes (bench/README.md).
 """
 
 from __future__ import annotations

@@ -29,23 +29,29 @@ ROW_SQL = "json_array(" + ", ".join(
 BATCH = 50_000  # rows per fetch from DuckDB / executemany into SQLite
 
 
+def name(snapshot: Path, token: str) -> str:
+    """A stories file's name beside ``snapshot``; ``token`` "*" gives the glob of them all."""
+    return f"{snapshot.name}{STORIES_PREFIX}{token}.sqlite"
+
+
 def pattern(snapshot: Path) -> str:
-    return f"{snapshot.name}{STORIES_PREFIX}*.sqlite"
+    return name(snapshot, "*")
 
 
 def write(con: duckdb.DuckDBPyConnection, snapshot: Path, since: str | None = None
           ) -> tuple[Path, int]:
     """A new stories file for ``snapshot`` from ``snap.outcomes`` (attached to ``con``):
     all its rows, or those from rid ``since`` on. Returns the file and its row count."""
-    dest = snapshot.with_name(f"{snapshot.name}{STORIES_PREFIX}{uuid.uuid4().hex[:12]}.sqlite")
+    dest = snapshot.with_name(name(snapshot, uuid.uuid4().hex[:12]))
     tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.unlink(missing_ok=True)
     try:
         db = sqlite3.connect(tmp, isolation_level=None)
         try:
-            # a crash leaves only a temporary file behind, never one a snapshot names
+            # no journal: a crash leaves only a temporary file behind, never one a snapshot
+            # names; NORMAL: SQLite syncs the file at COMMIT, so it is on disk before a
+            # snapshot names it (the next patch keeps the base as it is)
             db.execute("PRAGMA journal_mode = OFF")
-            db.execute("PRAGMA synchronous = OFF")
+            db.execute("PRAGMA synchronous = NORMAL")
             db.execute(STORIES_DDL)
             db.execute("BEGIN")
             where, params = ("", []) if since is None else (" WHERE rid >= ?", [since])
@@ -59,12 +65,6 @@ def write(con: duckdb.DuckDBPyConnection, snapshot: Path, since: str | None = No
             db.execute("COMMIT")
         finally:
             db.close()
-        # on disk before a snapshot names it: the next patch keeps the base as it is
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
